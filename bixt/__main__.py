@@ -1,0 +1,5 @@
+import sys
+
+from bixt.cli import main
+
+sys.exit(main())

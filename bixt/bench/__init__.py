@@ -1,0 +1,1 @@
+"""Cost counting and benchmarks."""

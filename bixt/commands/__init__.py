@@ -1,0 +1,1 @@
+"""Subcommands of the ``bixt`` command line (see bixt/cli.py)."""

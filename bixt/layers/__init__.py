@@ -1,0 +1,26 @@
+"""Building blocks of BiXT, one concept per file."""
+
+from bixt.layers.attend import AttentionMaps, attention_path, get_attention_path, set_attention_path
+from bixt.layers.attention import BiCrossAttention, OneSidedCrossAttention, SelfAttention
+from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.drop import DropPath, LayerScale
+from bixt.layers.mlp import Mlp
+from bixt.layers.pos_embed import FourierPositionEncoding2d, fourier_grid_features_2d
+
+__all__ = [
+    "AttentionMaps",
+    "BiCrossAttention",
+    "BiXTLayer",
+    "CrossBlock",
+    "DropPath",
+    "FourierPositionEncoding2d",
+    "LatentSelfBlock",
+    "LayerScale",
+    "Mlp",
+    "OneSidedCrossAttention",
+    "SelfAttention",
+    "attention_path",
+    "fourier_grid_features_2d",
+    "get_attention_path",
+    "set_attention_path",
+]

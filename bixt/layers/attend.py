@@ -1,0 +1,148 @@
+"""Attention math, kept apart from the projections that feed it.
+
+Legend for every shape in this package:
+    b  batch            h  heads            d  channels per head
+    m  latents          n  tokens           (b, h, m, n) is one similarity matrix per head
+
+BiXT's bi-directional cross-attention computes one similarity matrix A = R_lat R_tok^T / sqrt(d) per head and uses it
+twice: softmax over the tokens (each latent gathers from the tokens) and softmax over the latents (each token gathers
+from the latents). Two interchangeable implementations exist:
+
+- ``explicit``: materialises A and both softmaxes; the reference, and the only path that can return attention maps.
+- ``fused``: two calls of ``scaled_dot_product_attention``, one per direction; no (b, h, m, n) tensor is kept for the
+  backward pass, at the price of computing A twice.
+
+``auto`` (the default) picks ``fused``. The choice is global: ``set_attention_path``, the ``attention_path`` context
+manager, or the environment variable ``BIXT_ATTN``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+AttentionPath = Literal["auto", "explicit", "fused"]
+ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused")
+
+_forced_path: str | None = None
+
+
+def _check_path(path: str) -> str:
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, got {path!r}")
+    return path
+
+
+def get_attention_path() -> str:
+    """The attention path in force: the one set in Python, else ``$BIXT_ATTN``, else ``auto``."""
+    if _forced_path is not None:
+        return _forced_path
+    return _check_path(os.environ.get("BIXT_ATTN", "auto"))
+
+
+def set_attention_path(path: AttentionPath | None) -> None:
+    """Force an attention path for every model (``None`` returns to ``$BIXT_ATTN`` / ``auto``)."""
+    global _forced_path
+    _forced_path = None if path is None else _check_path(path)
+
+
+@contextmanager
+def attention_path(path: AttentionPath) -> Iterator[None]:
+    """Use `path` inside the ``with`` block, then restore what was in force before."""
+    global _forced_path
+    previous = _forced_path
+    set_attention_path(path)
+    try:
+        yield
+    finally:
+        _forced_path = previous
+
+
+def _resolve(need_maps: bool) -> str:
+    path = get_attention_path()
+    return "explicit" if need_maps or path == "explicit" else "fused"
+
+
+@dataclass
+class AttentionMaps:
+    """Post-softmax attention of one cross-attention layer.
+
+    latents_to_tokens: (b, h, m, n), softmax over tokens: where each latent gathers from.
+    tokens_to_latents: (b, h, n, m), softmax over latents: where each token gathers from; None for one-sided layers.
+    """
+
+    latents_to_tokens: torch.Tensor
+    tokens_to_latents: torch.Tensor | None = None
+
+
+def _key_mask(token_mask: torch.Tensor | None) -> torch.Tensor | None:
+    # (b, n) -> (b, 1, 1, n): broadcast over heads and queries.
+    return None if token_mask is None else token_mask[:, None, None, :]
+
+
+def bidirectional_attend(
+    r_latents: torch.Tensor,
+    v_latents: torch.Tensor,
+    r_tokens: torch.Tensor,
+    v_tokens: torch.Tensor,
+    *,
+    token_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    return_maps: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, AttentionMaps | None]:
+    """Both directions of BiXT cross-attention from one shared similarity.
+
+    r_latents, v_latents: (b, h, m, d); r_tokens, v_tokens: (b, h, n, d).
+    token_mask: (b, n) bool, True for real tokens. Padded tokens neither contribute to the latents nor receive from
+    them (their update is zero). Every sample must have at least one real token (checked by the caller).
+    Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
+    """
+    key_mask = _key_mask(token_mask)
+    if _resolve(return_maps) == "fused":
+        latents_out = F.scaled_dot_product_attention(
+            r_latents, r_tokens, v_tokens, attn_mask=key_mask, dropout_p=dropout_p
+        )
+        tokens_out = F.scaled_dot_product_attention(r_tokens, r_latents, v_latents, dropout_p=dropout_p)
+        maps = None
+    else:
+        scale = r_latents.shape[-1] ** -0.5
+        sim = (r_latents @ r_tokens.transpose(-2, -1)) * scale  # (b, h, m, n), computed once
+        sim_latents = sim if key_mask is None else sim.masked_fill(~key_mask, float("-inf"))
+        attn_latents = sim_latents.softmax(dim=-1)  # over tokens
+        attn_tokens = sim.transpose(-2, -1).softmax(dim=-1)  # (b, h, n, m), over latents
+        maps = AttentionMaps(attn_latents, attn_tokens) if return_maps else None
+        latents_out = F.dropout(attn_latents, dropout_p) @ v_tokens
+        tokens_out = F.dropout(attn_tokens, dropout_p) @ v_latents
+    if token_mask is not None:
+        tokens_out = tokens_out * token_mask[:, None, :, None].to(tokens_out.dtype)
+    return latents_out, tokens_out, maps
+
+
+def attend(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    key_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    return_maps: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Ordinary scaled dot-product attention, softmax over the keys.
+
+    q: (b, h, i, d); k, v: (b, h, j, d); key_mask: (b, j) bool, True for keys that may be attended to.
+    Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
+    """
+    mask = _key_mask(key_mask)
+    if _resolve(return_maps) == "fused":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
+    sim = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    if mask is not None:
+        sim = sim.masked_fill(~mask, float("-inf"))
+    attn = sim.softmax(dim=-1)
+    return F.dropout(attn, dropout_p) @ v, (attn if return_maps else None)

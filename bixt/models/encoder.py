@@ -1,0 +1,117 @@
+"""The modality-agnostic BiXT encoder: learned latents and a stack of BiXT layers over given tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from bixt.layers.attend import AttentionMaps
+from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.init import init_latents_
+
+
+@dataclass
+class EncoderOutput:
+    """latents: (b, m, dim); tokens: (b, n, dim) as last updated (a one-sided last layer leaves them unchanged)."""
+
+    latents: torch.Tensor
+    tokens: torch.Tensor
+
+
+@dataclass
+class Intermediates:
+    """Per-layer outputs of the encoder: ``latents[i]`` / ``tokens[i]`` after layer i; attention maps if asked."""
+
+    latents: list[torch.Tensor] = field(default_factory=list)
+    tokens: list[torch.Tensor] = field(default_factory=list)
+    attention: list[AttentionMaps] = field(default_factory=list)
+
+
+def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> None:
+    """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token."""
+    if token_mask is None:
+        return
+    if token_mask.dtype != torch.bool or token_mask.shape != tokens.shape[:2]:
+        raise ValueError(
+            f"token_mask must be a bool tensor of shape {tuple(tokens.shape[:2])} (True = real token), "
+            f"got {token_mask.dtype} {tuple(token_mask.shape)}"
+        )
+    empty = (~token_mask.any(dim=1)).nonzero().flatten()
+    if empty.numel():
+        raise ValueError(f"samples {empty.tolist()} have no real token (all padding); drop them from the batch")
+
+
+class BiXTEncoder(nn.Module):
+    """Latents (1, m, dim) and `depth` BiXT layers; all bi-directional except, optionally, a one-sided last one.
+
+    tokens: (b, n, dim); token_mask: (b, n) bool, True = real token, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        num_latents: int,
+        mlp_ratio: float = 4.0,
+        bias: bool = True,
+        layer_scale_init: float | None = None,
+        drop_path_rate: float = 0.0,
+        attn_drop: float = 0.0,
+        drop: float = 0.0,
+        one_sided_last: bool = True,
+    ) -> None:
+        super().__init__()
+        self.one_sided_last = one_sided_last
+        self.grad_checkpointing = False
+        self.latents = nn.Parameter(init_latents_(torch.empty(1, num_latents, dim)))
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        common = dict(
+            num_heads=num_heads,
+            mlp_ratio=mlp_ratio,
+            bias=bias,
+            layer_scale_init=layer_scale_init,
+            attn_drop=attn_drop,
+            drop=drop,
+        )
+        self.layers = nn.ModuleList(
+            BiXTLayer(
+                CrossBlock(dim, dim, bidirectional=not (one_sided_last and i == depth - 1), drop_path=rate, **common),
+                LatentSelfBlock(dim, drop_path=rate, **common),
+            )
+            for i, rate in enumerate(rates)
+        )
+
+    def drop_one_sided_layer(self) -> None:
+        """Remove the one-sided last layer, leaving only bi-directional layers (for dense prediction, SPEC 1.3)."""
+        if not self.one_sided_last:
+            raise ValueError("this encoder has no one-sided last layer to drop")
+        del self.layers[-1]
+        self.one_sided_last = False
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+        *,
+        intermediates: Intermediates | None = None,
+        return_maps: bool = False,
+    ) -> EncoderOutput:
+        """Run every layer; if `intermediates` is given, append each layer's outputs (and maps) to it."""
+        check_token_mask(token_mask, tokens)
+        latents = self.latents.expand(tokens.shape[0], -1, -1)
+        for layer in self.layers:
+            if self.grad_checkpointing and self.training and intermediates is None:
+                latents, tokens, _ = checkpoint(layer, latents, tokens, token_mask, use_reentrant=False)
+                continue
+            latents, tokens, maps = layer(latents, tokens, token_mask, return_maps)
+            if intermediates is not None:
+                intermediates.latents.append(latents)
+                intermediates.tokens.append(tokens)
+                if maps is not None:
+                    intermediates.attention.append(maps)
+        return EncoderOutput(latents, tokens)

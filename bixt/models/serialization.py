@@ -1,0 +1,75 @@
+"""This project's own checkpoint format: a directory with ``model.safetensors`` and ``config.json``.
+
+config.json = {"format": 1, "architecture": <class name>, "config": <the model's config dataclass>}. Both files are
+written to temporary names and renamed, so an interrupted save never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+FORMAT_VERSION = 1
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside `path`, then rename it over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _contiguous_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+
+
+class PretrainedMixin:
+    """Adds ``save_pretrained(directory)`` to a registered model class with a ``config`` dataclass."""
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        directory = Path(directory)
+        meta = {
+            "format": FORMAT_VERSION,
+            "architecture": type(self).__name__,
+            "config": dataclasses.asdict(self.config),
+        }
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(_contiguous_state(self), tmp))
+        atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        return directory
+
+
+def from_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild a model saved with ``save_pretrained`` (architecture, config and weights)."""
+    from bixt.models.registry import ARCHITECTURES
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: expected a directory written by save_pretrained()")
+    meta = json.loads(config_path.read_text())
+    if meta.get("format") != FORMAT_VERSION:
+        raise ValueError(f"{config_path}: unsupported format {meta.get('format')!r} (expected {FORMAT_VERSION})")
+    architecture = meta.get("architecture")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"{config_path}: unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
+    model_class = ARCHITECTURES[architecture]
+    model = model_class(model_class.config_class(**meta["config"]))
+    model.load_state_dict(load_file(weights_path, device=str(map_location)))
+    return model
