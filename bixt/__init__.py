@@ -1,5 +1,8 @@
 """bixt: Bi-Directional Cross-Attention Transformers (Hiller, Ehinger, Drummond; NeurIPS 2024)."""
 
+from bixt.bench.cost import count_activations, count_cost, count_flops
+from bixt.convert import load_official
+from bixt.layers.attend import attention_path, set_attention_path
 from bixt.models import (
     BiXT,
     BiXTConfig,
@@ -21,8 +24,14 @@ __all__ = [
     "EncoderOutput",
     "Intermediates",
     "__version__",
+    "attention_path",
+    "count_activations",
+    "count_cost",
+    "count_flops",
     "create_model",
     "from_pretrained",
     "list_models",
+    "load_official",
     "register_model",
+    "set_attention_path",
 ]
