@@ -61,3 +61,42 @@ class FourierPositionEncoding2d(nn.Module):
             dtype=self.proj.weight.dtype,
         )
         return self.proj(feats[None]).flatten(2).transpose(1, 2)
+
+
+def sinusoidal_features_1d(
+    positions: torch.Tensor, *, num_feats: int = 64, temperature: float = 10000.0, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Transformer sine features of integer positions: (n,) -> (n, num_feats), [sin | cos] halves.
+
+    Frequencies are geometric (1 .. 1/temperature), so nearby and distant positions are both told apart, and a
+    position's features do not depend on the sequence length (appending padding leaves them unchanged).
+    """
+    if num_feats % 2:
+        raise ValueError(f"num_feats must be even (sin and cos halves), got {num_feats}")
+    dtype = dtype or torch.get_default_dtype()
+    i = torch.arange(num_feats // 2, device=positions.device, dtype=dtype)
+    angles = positions.to(dtype)[:, None] / temperature ** (2 * i / num_feats)  # (n, num_feats/2)
+    return torch.cat((angles.sin(), angles.cos()), dim=-1)
+
+
+def fourier_features(coords: torch.Tensor, *, num_bands: int, max_freq: float) -> torch.Tensor:
+    """Perceiver-style Fourier features of continuous coordinates in [-1, 1].
+
+    coords: (..., k) -> (..., k * (2 * num_bands + 1)): per axis [sin(pi f x) for f, cos(pi f x) for f, x], with
+    num_bands frequencies f spaced linearly from 1 to max_freq / 2 (max_freq = the number of samples the
+    highest band resolves across [-1, 1], i.e. its Nyquist rate).
+    """
+    if num_bands < 1 or max_freq < 2:
+        raise ValueError(f"need num_bands >= 1 and max_freq >= 2, got {num_bands} and {max_freq}")
+    freqs = torch.linspace(1.0, max_freq / 2, num_bands, device=coords.device, dtype=coords.dtype)
+    angles = torch.pi * coords[..., None] * freqs  # (..., k, num_bands)
+    feats = torch.cat((angles.sin(), angles.cos(), coords[..., None]), dim=-1)  # (..., k, 2*num_bands + 1)
+    return feats.flatten(-2)
+
+
+def grid_coordinates(
+    shape: tuple[int, ...], *, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """Coordinates of every cell of an N-D grid, each axis spanning [-1, 1]: (prod(shape), len(shape)), row-major."""
+    axes = [torch.linspace(-1.0, 1.0, size, device=device, dtype=dtype) for size in shape]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, len(shape))

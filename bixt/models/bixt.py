@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,7 +99,14 @@ class BiXT(PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config = config or BiXTConfig()
         self.tokenizer = ImageTokenizer(kind=config.tokenizer, in_chans=config.in_chans, dim=config.embed_dim)
-        self.encoder = BiXTEncoder(
+        self.encoder = self.build_encoder(config)
+        self.head = ClassificationHead(config.embed_dim, config.num_classes, drop=config.drop_rate)
+        init_weights_jax(self)
+
+    def build_encoder(self, config: BiXTConfig, **options: Any) -> nn.Module:
+        """The encoder over the image tokens; `options` go to `BiXTEncoder` (baselines that differ only in their
+        attention layers override this method, e.g. to pass another ``two_way_block``)."""
+        return BiXTEncoder(
             dim=config.embed_dim,
             depth=config.depth,
             num_heads=config.num_heads,
@@ -110,9 +118,8 @@ class BiXT(PretrainedMixin, nn.Module):
             attn_drop=config.attn_drop_rate,
             drop=config.drop_rate,
             one_sided_last=config.one_sided_last,
+            **options,
         )
-        self.head = ClassificationHead(config.embed_dim, config.num_classes, drop=config.drop_rate)
-        init_weights_jax(self)
 
     @property
     def num_classes(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -48,6 +49,8 @@ class BiXTEncoder(nn.Module):
     """Latents (1, m, dim) and `depth` BiXT layers; all bi-directional except, optionally, a one-sided last one.
 
     tokens: (b, n, dim); token_mask: (b, n) bool, True = real token, or None.
+    `two_way_block` builds the layers that update both streams (default: BiXT's bi-directional `CrossBlock`; the
+    sequential cross-attention baseline passes its own block with the same constructor and call signature).
     """
 
     def __init__(
@@ -64,12 +67,13 @@ class BiXTEncoder(nn.Module):
         attn_drop: float = 0.0,
         drop: float = 0.0,
         one_sided_last: bool = True,
+        two_way_block: Callable[..., nn.Module] = CrossBlock,
     ) -> None:
         super().__init__()
         self.one_sided_last = one_sided_last
         self.grad_checkpointing = False
         self.latents = nn.Parameter(init_latents_(torch.empty(1, num_latents, dim)))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
         common = dict(
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,
@@ -80,7 +84,9 @@ class BiXTEncoder(nn.Module):
         )
         self.layers = nn.ModuleList(
             BiXTLayer(
-                CrossBlock(dim, dim, bidirectional=not (one_sided_last and i == depth - 1), drop_path=rate, **common),
+                CrossBlock(dim, dim, bidirectional=False, drop_path=rate, **common)
+                if one_sided_last and i == depth - 1
+                else two_way_block(dim, dim, drop_path=rate, **common),
                 LatentSelfBlock(dim, drop_path=rate, **common),
             )
             for i, rate in enumerate(rates)

@@ -1,0 +1,186 @@
+"""Heads beyond whole-input classification: per-token (dense) prediction and pairs of inputs.
+
+- `LinearSegmentationHead`: the final tokens back on their grid, one linear predictor per token, upsampled to pixels.
+- `FPNSegmentationHead`: a small Semantic-FPN-style decoder over token maps taken from several layers.
+- `PartSegmentationHead`: per-point part logits, optionally conditioned on the object category (ShapeNetPart).
+- `RetrievalPairHead`: two pooled encodings u, v combined as [u, v, u*v, u-v] into an MLP (the LRA protocol).
+
+Heads with hidden layers initialise themselves (`reset_parameters`): the models' 'jax' init zeroes every Linear under
+``head``, which is right for a classifier but would leave a hidden layer dead.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from bixt.layers.blocks import layer_norm
+
+
+def _check_classes(num_classes: int) -> None:
+    if num_classes < 1:
+        raise ValueError(f"a dense head needs num_classes >= 1, got {num_classes}")
+
+
+def _zero_classifier(old: nn.Linear, num_classes: int) -> nn.Linear:
+    """A fresh, zero-initialised Linear replacing `old` for `num_classes` outputs (same input width, device, dtype)."""
+    _check_classes(num_classes)
+    fc = nn.Linear(old.in_features, num_classes).to(device=old.weight.device, dtype=old.weight.dtype)
+    nn.init.zeros_(fc.weight)
+    nn.init.zeros_(fc.bias)
+    return fc
+
+
+def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    h, w = grid
+    if tokens.shape[1] != h * w:
+        raise ValueError(f"{tokens.shape[1]} tokens do not fill a {h}x{w} grid")
+    return rearrange(tokens, "b (h w) d -> b d h w", h=h, w=w)
+
+
+class LinearSegmentationHead(nn.Module):
+    """token_maps[-1]: (b, h*w, dim) row-major -> logits (b, num_classes, H, W), bilinearly upsampled to out_size."""
+
+    def __init__(self, dim: int, num_classes: int) -> None:
+        super().__init__()
+        _check_classes(num_classes)
+        self.num_classes = num_classes
+        self.norm = layer_norm(dim)
+        self.fc = nn.Linear(dim, num_classes)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = _zero_classifier(self.fc, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, token_maps: list[torch.Tensor], grid: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+        logits = _tokens_to_map(self.fc(self.norm(token_maps[-1])), grid)  # (b, num_classes, h, w)
+        return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
+
+
+class FPNSegmentationHead(nn.Module):
+    """Semantic-FPN-style decoder for a columnar encoder.
+
+    token_maps: `num_levels` maps (b, h*w, dim) from increasingly deep layers, all on the same grid. As in the dense
+    protocol for plain ViT/XCiT backbones, level i is resampled to stride 4 * 2**i of the image (shallow = fine), then:
+    1x1 lateral convs, a top-down pathway (coarser levels upsampled and added), a 3x3 conv per level, all levels
+    upsampled to stride 4 and summed, a 1x1 classifier, upsampling to out_size. Returns (b, num_classes, H, W).
+    """
+
+    def __init__(self, dim: int, num_classes: int, *, num_levels: int = 4, fpn_dim: int = 64) -> None:
+        super().__init__()
+        _check_classes(num_classes)
+        self.num_classes = num_classes
+        self.num_levels = num_levels
+        self.norms = nn.ModuleList(layer_norm(dim) for _ in range(num_levels))
+        self.lateral = nn.ModuleList(nn.Conv2d(dim, fpn_dim, kernel_size=1) for _ in range(num_levels))
+        self.smooth = nn.ModuleList(nn.Conv2d(fpn_dim, fpn_dim, kernel_size=3, padding=1) for _ in range(num_levels))
+        self.act = nn.GELU()
+        self.classifier = nn.Conv2d(fpn_dim, num_classes, kernel_size=1)
+
+    def reset(self, num_classes: int) -> None:
+        _check_classes(num_classes)
+        weight = self.classifier.weight
+        self.classifier = nn.Conv2d(weight.shape[1], num_classes, kernel_size=1).to(weight.device, weight.dtype)
+        self.num_classes = num_classes
+
+    def forward(self, token_maps: list[torch.Tensor], grid: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+        if len(token_maps) != self.num_levels:
+            raise ValueError(f"the FPN decoder expects {self.num_levels} token maps, got {len(token_maps)}")
+        sizes = [(max(1, out_size[0] // (4 * 2**i)), max(1, out_size[1] // (4 * 2**i))) for i in range(self.num_levels)]
+        levels = []
+        for tokens, norm, lateral, size in zip(token_maps, self.norms, self.lateral, sizes, strict=True):
+            fmap = F.interpolate(_tokens_to_map(norm(tokens), grid), size=size, mode="bilinear", align_corners=False)
+            levels.append(lateral(fmap))
+        for i in range(self.num_levels - 1, 0, -1):  # top-down: coarse context into finer levels
+            levels[i - 1] = levels[i - 1] + F.interpolate(levels[i], size=sizes[i - 1], mode="nearest")
+        fused = sum(
+            F.interpolate(self.act(smooth(level)), size=sizes[0], mode="bilinear", align_corners=False)
+            for smooth, level in zip(self.smooth, levels, strict=True)
+        )
+        return F.interpolate(self.classifier(fused), size=out_size, mode="bilinear", align_corners=False)
+
+
+class PartSegmentationHead(nn.Module):
+    """Per-point part logits. tokens: (b, p, dim); category: (b,) int64 object category, required iff
+    num_categories > 0 -> logits (b, p, num_parts). The category's embedding is appended to every point's features.
+    """
+
+    def __init__(
+        self, dim: int, num_parts: int, *, num_categories: int = 0, category_dim: int = 64, hidden_dim: int = 256
+    ) -> None:
+        super().__init__()
+        _check_classes(num_parts)
+        self.num_classes = num_parts
+        self.num_categories = num_categories
+        self.norm = layer_norm(dim)
+        self.category_embed = nn.Embedding(num_categories, category_dim) if num_categories else None
+        self.hidden = nn.Linear(dim + (category_dim if num_categories else 0), hidden_dim)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(hidden_dim, num_parts)
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.hidden.weight)
+        nn.init.zeros_(self.hidden.bias)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def reset(self, num_parts: int) -> None:
+        self.fc = _zero_classifier(self.fc, num_parts)
+        self.num_classes = num_parts
+
+    def check_category(self, category: torch.Tensor | None, batch_size: int) -> None:
+        """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`."""
+        if self.category_embed is None:
+            if category is not None:
+                raise ValueError("this part-segmentation head has no category embedding (num_categories=0)")
+            return
+        if category is None:
+            raise ValueError(f"an object-category index in [0, {self.num_categories}) per sample is required")
+        if category.dtype.is_floating_point or category.dtype == torch.bool:
+            raise TypeError(f"object categories must be integer indices, got {category.dtype}")
+        if category.shape != (batch_size,):
+            raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
+        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
+            raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
+
+    def forward(self, tokens: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_category(category, tokens.shape[0])
+        x = self.norm(tokens)
+        if self.category_embed is not None:
+            cat = self.category_embed(category)[:, None].expand(-1, x.shape[1], -1)  # (b, p, category_dim)
+            x = torch.cat((x, cat), dim=-1)
+        return self.fc(self.act(self.hidden(x)))
+
+
+class RetrievalPairHead(nn.Module):
+    """u, v: (b, dim) pooled encodings of the two inputs -> logits (b, num_classes).
+
+    Both are layer-normalised, combined as [u, v, u*v, u-v] (b, 4*dim) and classified by a one-hidden-layer MLP.
+    ``pre_logits=True`` returns the hidden features (b, hidden_dim).
+    """
+
+    def __init__(self, dim: int, num_classes: int = 2, *, hidden_dim: int = 256) -> None:
+        super().__init__()
+        _check_classes(num_classes)
+        self.num_classes = num_classes
+        self.norm = layer_norm(dim)
+        self.hidden = nn.Linear(4 * dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(hidden_dim, num_classes)
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.hidden.weight)
+        nn.init.zeros_(self.hidden.bias)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = _zero_classifier(self.fc, num_classes)
+        self.num_classes = num_classes
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        u, v = self.norm(u), self.norm(v)
+        hidden = self.act(self.hidden(torch.cat((u, v, u * v, u - v), dim=-1)))
+        return hidden if pre_logits else self.fc(hidden)

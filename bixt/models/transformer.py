@@ -1,0 +1,210 @@
+"""The full-Transformer baseline: every token attends to every token (cost quadratic in n).
+
+`TransformerEncoder` is a stack of pre-norm self-attention blocks, the same `LatentSelfBlock` that BiXT applies to its
+latents (here over the tokens), so the attention math and its fused/explicit paths are shared with BiXT. There is no
+final norm inside: the heads normalise what they pool, as BiXT's do.
+
+`VisionTransformer` is the DeiT/ViT image classifier built from it: 16x16 patches, a class token, learned position
+embeddings, the class token's final state normalised and classified. With the defaults it is DeiT-Ti
+(5,717,416 parameters with 1000 classes; 1.26 GFLOPs at 224 in the paper's convention).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from bixt.heads import ClassificationHead
+from bixt.layers.blocks import LatentSelfBlock
+from bixt.layers.init import init_weights_jax
+from bixt.models.bixt import check_positive, check_rate
+from bixt.models.encoder import Intermediates, check_token_mask
+from bixt.models.registry import register_architecture
+from bixt.models.serialization import PretrainedMixin
+from bixt.tokenizers.image import PatchEmbed
+
+
+class TransformerEncoder(nn.Module):
+    """depth x (x <- x + SA(LN(x)); x <- x + MLP(LN(x))). tokens: (b, n, dim) -> (b, n, dim).
+
+    token_mask: (b, n) bool, True = real token: padded tokens are never attended to (their own outputs are
+    meaningless and must be ignored by the head).
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        depth: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        bias: bool = True,
+        layer_scale_init: float | None = None,
+        drop_path_rate: float = 0.0,
+        attn_drop: float = 0.0,
+        drop: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.grad_checkpointing = False
+        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        self.blocks = nn.ModuleList(
+            LatentSelfBlock(
+                dim,
+                num_heads=num_heads,
+                mlp_ratio=mlp_ratio,
+                bias=bias,
+                layer_scale_init=layer_scale_init,
+                drop_path=rate,
+                attn_drop=attn_drop,
+                drop=drop,
+            )
+            for rate in rates
+        )
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        token_mask: torch.Tensor | None = None,
+        *,
+        intermediates: Intermediates | None = None,
+    ) -> torch.Tensor:
+        check_token_mask(token_mask, tokens)
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and intermediates is None:
+                tokens = checkpoint(block, tokens, token_mask, use_reentrant=False)
+                continue
+            tokens = block(tokens, token_mask)
+            if intermediates is not None:
+                intermediates.tokens.append(tokens)
+        return tokens
+
+
+PATCH_SIZE = 16
+
+
+@dataclass
+class ViTConfig:
+    """A ViT/DeiT image classifier with 16x16 patches. Defaults: DeiT-Ti (vit_ti_p16)."""
+
+    img_size: int = 224  # nominal resolution: the learned position table's grid; others are interpolated
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 192
+    depth: int = 12
+    num_heads: int = 3
+    mlp_ratio: float = 4.0
+    layer_scale_init: float | None = None
+    drop_path_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_rate: float = 0.0
+    qkv_bias: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(
+            img_size=self.img_size,
+            in_chans=self.in_chans,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+        )
+        if self.num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.img_size % PATCH_SIZE:
+            raise ValueError(f"img_size must be a multiple of the patch size {PATCH_SIZE}, got {self.img_size}")
+        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
+            check_rate(name, getattr(self, name))
+
+
+@register_architecture
+class VisionTransformer(PretrainedMixin, nn.Module):
+    """ViT/DeiT classifier. forward(x): (b, in_chans, H, W), H and W multiples of 16 -> logits (b, num_classes).
+
+    forward_features returns all final tokens (b, 1 + n, dim), the class token first.
+    """
+
+    config_class = ViTConfig
+
+    def __init__(self, config: ViTConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or ViTConfig()
+        dim, grid = config.embed_dim, config.img_size // PATCH_SIZE
+        self.patch_embed = PatchEmbed(config.in_chans, dim, stride=PATCH_SIZE)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
+        self.encoder = TransformerEncoder(
+            dim=dim,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            mlp_ratio=config.mlp_ratio,
+            bias=config.qkv_bias,
+            layer_scale_init=config.layer_scale_init,
+            drop_path_rate=config.drop_path_rate,
+            attn_drop=config.attn_drop_rate,
+            drop=config.drop_rate,
+        )
+        # DeiT normalises the class token's final state before the classifier: the head's norm does exactly that
+        self.head = ClassificationHead(dim, config.num_classes, drop=config.drop_rate)
+        init_weights_jax(self)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        nn.init.trunc_normal_(self.cls_token, std=0.02)
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        c = self.config
+        return torch.randn(batch_size, c.in_chans, c.img_size, c.img_size, device=self.pos_embed.device)
+
+    def _position_embedding(self, height: int, width: int) -> torch.Tensor:
+        """(1, 1 + height*width, dim): the learned table, bicubically resized when the grid differs from training."""
+        grid = self.config.img_size // PATCH_SIZE
+        if (height, width) == (grid, grid):
+            return self.pos_embed
+        cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
+        patch_pos = patch_pos.reshape(1, grid, grid, -1).permute(0, 3, 1, 2)
+        patch_pos = F.interpolate(patch_pos, size=(height, width), mode="bicubic", align_corners=False)
+        return torch.cat((cls_pos, patch_pos.flatten(2).transpose(1, 2)), dim=1)
+
+    def _tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != self.config.in_chans:
+            raise ValueError(f"expected images (batch, {self.config.in_chans}, height, width), got {tuple(x.shape)}")
+        if x.shape[-2] % PATCH_SIZE or x.shape[-1] % PATCH_SIZE or 0 in x.shape[-2:]:
+            raise ValueError(f"image height and width must be positive multiples of {PATCH_SIZE}, got {x.shape[-2:]}")
+        feats = self.patch_embed(x)  # (b, dim, h, w)
+        tokens = feats.flatten(2).transpose(1, 2)  # (b, h*w, dim)
+        tokens = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), tokens), dim=1)
+        return tokens + self._position_embedding(*feats.shape[-2:])
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (b, c, H, W) -> final tokens (b, 1 + n, dim), class token first."""
+        return self.encoder(self._tokenize(x))
+
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(features[:, :1], pre_logits=pre_logits)  # the class token alone: the mean is the identity
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, Intermediates]:
+        """Final tokens plus every block's tokens (``Intermediates.tokens``)."""
+        intermediates = Intermediates()
+        return self.encoder(self._tokenize(x), intermediates=intermediates), intermediates
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head.reset(num_classes)
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+
+    def no_weight_decay(self) -> set[str]:
+        """The class token and position table are exempt, as in DeiT."""
+        return {"cls_token", "pos_embed"}
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.encoder.grad_checkpointing = enable

@@ -1,0 +1,18 @@
+"""What every non-image tokenizer returns: tokens, their padding mask and, where they exist, their coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class TokenizerOutput:
+    """tokens: (b, n, dim); mask: (b, n) bool, True = real token, or None when nothing is padded;
+    coords: (b, n, k) the position of each token in its input space (points: xyz, arrays: grid coordinates), or None.
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor | None = None
+    coords: torch.Tensor | None = None

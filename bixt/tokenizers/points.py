@@ -1,0 +1,151 @@
+"""Point-cloud tokenizers. Input: points (b, p, coord_dims + in_features), coordinates first (normalised to about
+[-1, 1], e.g. into the unit sphere), then optional per-point features; optionally a mask (b, p), True = real point.
+
+- `NaivePointTokenizer` ("naive BiXT", SPEC 2.5): every point is one token, a linear embedding of its coordinates'
+  Fourier features (and its features). n = p tokens; the padding mask passes through.
+- `GroupedPointTokenizer` (the modality-specific component): farthest-point sampling picks `num_groups` centres, each
+  centre gathers its `group_size` nearest neighbours, a small PointNet (shared point MLP + max-pool, twice) turns each
+  group's centred coordinates into one token, and the centre's Fourier features give its position. n = num_groups.
+
+Both are invariant to the order of the points: the naive one is permutation-equivariant, and farthest-point sampling
+starts from the point farthest from the centroid instead of from index 0 (exact ties aside).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from bixt.layers.pos_embed import fourier_features
+from bixt.tokenizers.output import TokenizerOutput
+
+
+def check_points(points: torch.Tensor, num_channels: int, mask: torch.Tensor | None) -> None:
+    """Raise TypeError/ValueError unless points is a finite float (b, p, num_channels) batch with a valid mask."""
+    if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
+        got = points.dtype if isinstance(points, torch.Tensor) else type(points).__name__
+        raise TypeError(f"expected float point coordinates, got {got}")
+    if points.ndim != 3 or points.shape[-1] != num_channels or points.shape[1] == 0:
+        raise ValueError(f"expected points of shape (batch, points, {num_channels}), got {tuple(points.shape)}")
+    if not torch.isfinite(points).all():
+        raise ValueError("point coordinates/features contain NaN or infinite values")
+    if mask is not None and (mask.dtype != torch.bool or mask.shape != points.shape[:2]):
+        raise ValueError(
+            f"point mask must be a bool tensor of shape {tuple(points.shape[:2])} (True = real point), "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
+
+
+class NaivePointTokenizer(nn.Module):
+    """One token per point. points: (b, p, coord_dims + in_features) -> tokens (b, p, dim), mask, coords (b, p, c)."""
+
+    def __init__(
+        self, *, dim: int, coord_dims: int = 3, in_features: int = 0, num_bands: int = 16, max_freq: float = 64.0
+    ) -> None:
+        super().__init__()
+        self.coord_dims, self.in_features = coord_dims, in_features
+        self.num_bands, self.max_freq = num_bands, max_freq
+        self.embed = nn.Linear(coord_dims * (2 * num_bands + 1) + in_features, dim)
+
+    def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
+        check_points(points, self.coord_dims + self.in_features, mask)
+        coords, feats = points[..., : self.coord_dims], points[..., self.coord_dims :]
+        pos = fourier_features(coords, num_bands=self.num_bands, max_freq=self.max_freq)
+        tokens = self.embed(torch.cat((pos, feats), dim=-1))
+        return TokenizerOutput(tokens=tokens, mask=mask, coords=coords)
+
+
+@torch.no_grad()
+def farthest_point_sample(coords: torch.Tensor, num_samples: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices (b, num_samples) of points that greedily maximise their distance to those already chosen.
+
+    coords: (b, p, c); mask: (b, p) bool, padded points are never chosen. The first pick is the real point farthest
+    from the centroid of the real points, so the result does not depend on the order of the points.
+    """
+    b = coords.shape[0]
+    valid = torch.ones(coords.shape[:2], dtype=torch.bool, device=coords.device) if mask is None else mask
+    weights = valid.to(coords.dtype)[..., None]
+    centroid = (coords * weights).sum(1, keepdim=True) / weights.sum(1, keepdim=True)  # (b, 1, c)
+    # padded points keep a distance of -1, below any real point's, so argmax never picks them
+    invalid_dist = torch.tensor(-1.0, dtype=coords.dtype, device=coords.device)
+    first = torch.where(valid, ((coords - centroid) ** 2).sum(-1), invalid_dist).argmax(-1)  # (b,)
+    min_dist = torch.where(valid, torch.full_like(coords[..., 0], float("inf")), invalid_dist)  # (b, p)
+    batch = torch.arange(b, device=coords.device)
+    chosen = [first]
+    for _ in range(num_samples - 1):
+        last = coords[batch, chosen[-1]]  # (b, c)
+        min_dist = torch.minimum(min_dist, ((coords - last[:, None]) ** 2).sum(-1))
+        chosen.append(min_dist.argmax(-1))
+    return torch.stack(chosen, dim=1)
+
+
+@torch.no_grad()
+def knn_indices(centres: torch.Tensor, coords: torch.Tensor, k: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices (b, g, k) of the k real points nearest to each centre. centres: (b, g, c); coords: (b, p, c)."""
+    dist = torch.cdist(centres, coords)  # (b, g, p)
+    if mask is not None:
+        dist = dist.masked_fill(~mask[:, None, :], float("inf"))
+    return dist.topk(k, dim=-1, largest=False).indices
+
+
+class GroupedPointTokenizer(nn.Module):
+    """FPS + kNN groups + shared point MLP. points: (b, p, coord_dims + in_features) -> tokens (b, num_groups, dim),
+    no mask (every group is real), coords = group centres (b, num_groups, coord_dims).
+
+    Needs at least max(num_groups, group_size) real points per cloud.
+    """
+
+    def __init__(
+        self,
+        *,
+        dim: int,
+        num_groups: int = 64,
+        group_size: int = 32,
+        coord_dims: int = 3,
+        in_features: int = 0,
+        hidden_dim: int = 64,
+        num_bands: int = 16,
+        max_freq: float = 64.0,
+    ) -> None:
+        super().__init__()
+        if num_groups < 1 or group_size < 1:
+            raise ValueError(f"num_groups and group_size must be positive, got {num_groups} and {group_size}")
+        self.num_groups, self.group_size = num_groups, group_size
+        self.coord_dims, self.in_features = coord_dims, in_features
+        self.num_bands, self.max_freq = num_bands, max_freq
+        # PointNet in two stages (as in Point-BERT's group encoder): per-point features, then the same points again
+        # with their group's max-pooled feature appended, pooled once more into the token.
+        self.point_mlp1 = nn.Sequential(
+            nn.Linear(coord_dims + in_features, hidden_dim), nn.GELU(), nn.Linear(hidden_dim, hidden_dim)
+        )
+        self.point_mlp2 = nn.Sequential(
+            nn.Linear(2 * hidden_dim, 2 * hidden_dim), nn.GELU(), nn.Linear(2 * hidden_dim, dim)
+        )
+        self.pos_embed = nn.Linear(coord_dims * (2 * num_bands + 1), dim)
+
+    @property
+    def min_points(self) -> int:
+        return max(self.num_groups, self.group_size)
+
+    def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
+        check_points(points, self.coord_dims + self.in_features, mask)
+        num_real = mask.sum(1) if mask is not None else torch.full((points.shape[0],), points.shape[1])
+        short = (num_real < self.min_points).nonzero().flatten()
+        if short.numel():
+            raise ValueError(
+                f"the grouped point tokenizer needs at least {self.min_points} points per cloud "
+                f"(num_groups={self.num_groups}, group_size={self.group_size}); samples {short.tolist()} have "
+                f"{num_real[short].tolist()}"
+            )
+        coords = points[..., : self.coord_dims]
+        batch = torch.arange(points.shape[0], device=points.device)
+        centre_idx = farthest_point_sample(coords, self.num_groups, mask)  # (b, g)
+        centres = coords[batch[:, None], centre_idx]  # (b, g, c)
+        group_idx = knn_indices(centres, coords, self.group_size, mask)  # (b, g, k)
+        grouped = points[batch[:, None, None], group_idx]  # (b, g, k, c + f)
+        local = torch.cat((grouped[..., : self.coord_dims] - centres[:, :, None], grouped[..., self.coord_dims :]), -1)
+        feats = self.point_mlp1(local)  # (b, g, k, hidden)
+        pooled = feats.amax(dim=2, keepdim=True).expand_as(feats)
+        tokens = self.point_mlp2(torch.cat((feats, pooled), dim=-1)).amax(dim=2)  # (b, g, dim)
+        pos = fourier_features(centres, num_bands=self.num_bands, max_freq=self.max_freq)
+        return TokenizerOutput(tokens=tokens + self.pos_embed(pos), mask=None, coords=centres)
