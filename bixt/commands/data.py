@@ -35,24 +35,20 @@ def _fetch(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     root = resolve_cache_dir(args.cache_dir)
     print(f"cache: {root}")
-    print(f"{'name':<28} {'kind':<10} {'present':<8} {'size':>9}  {'splits':<16} description")
+    print(f"{'name':<22} {'kind':<10} {'present':<19} {'size':>9}  {'splits':<15} description")
     for name in list_datasets(args.pattern):
         info = dataset_info(name)
         if info.kind == "fetched":
             present = "yes" if is_fetched(name, root) else "no"
             size = _size(directory_size(root / name))
         elif info.kind == "generated":
-            present = (
-                "needs " + ",".join(info.needs)
-                if info.needs and not all(is_fetched(n, root) for n in info.needs)
-                else "-"
-            )
+            present = "ready" if all(is_fetched(n, root) for n in info.needs) else "needs " + ",".join(info.needs)
             size = _size(sum(p.stat().st_size for p in (root / "generated").glob(f"{name}-*")))
         else:
-            present, size = "root=", "-"
-        print(f"{name:<28} {info.kind:<10} {present:<8} {size:>9}  {'/'.join(info.splits):<16} {info.description}")
+            present, size = "pass root=", "-"
+        print(f"{name:<22} {info.kind:<10} {present:<19} {size:>9}  {'/'.join(info.splits):<15} {info.description}")
         if args.verbose:
-            print(f"{'':<28} items: {info.returns}")
+            print(f"{'':<22} items: {info.returns}")
     return 0
 
 

@@ -26,11 +26,14 @@ def _rdata():
 
 def read_austen_books(rdx: Path, rdb: Path) -> dict[str, list[str]]:
     """{book variable name: its lines} for the six novels, each line a string (empty lines kept)."""
-    rdata = _rdata()
     with warnings.catch_warnings():
-        # rdata warns that the .rdx extension is not .rds; the format is RDS all the same.
+        # rdata warns that the .rdx extension (and an in-memory entry) is not an .rds file; the format is RDS.
         warnings.simplefilter("ignore", UserWarning)
-        index = rdata.conversion.convert(rdata.parser.parse_file(rdx))
+        return _read_books(_rdata(), rdx, rdb)
+
+
+def _read_books(rdata, rdx: Path, rdb: Path) -> dict[str, list[str]]:
+    index = rdata.conversion.convert(rdata.parser.parse_file(rdx))
     variables = {str(k): (int(v[0]), int(v[1])) for k, v in index["variables"].items()}
     missing = [b for b in BOOKS if b not in variables]
     if missing:
