@@ -17,6 +17,8 @@ main: install
 
 test: install
 	$(PY) -m ruff check bixt tests
+	# Real data for the tests marked network_data (a few seconds; a second run downloads nothing).
+	$(PY) -m bixt data fetch fashion-mnist mnist imdb austen
 	$(PY) -m pytest -q
 
 lint: install

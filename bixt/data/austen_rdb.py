@@ -20,7 +20,7 @@ def _rdata():
     try:
         import rdata
     except ImportError as exc:
-        raise ImportError("reading the Austen novels needs the PyPI package 'rdata': pip install 'bixt[text]'") from exc
+        raise ImportError("reading the Austen novels needs the PyPI package 'rdata': pip install 'bixt[data]'") from exc
     return rdata
 
 

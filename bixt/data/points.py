@@ -33,7 +33,7 @@ def _h5py():
     try:
         import h5py
     except ImportError as exc:
-        raise ImportError("reading hdf5 point clouds needs h5py: pip install 'bixt[hdf5]'") from exc
+        raise ImportError("reading hdf5 point clouds needs h5py: pip install 'bixt[data]'") from exc
     return h5py
 
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-_KORNIA_HINT = "image augmentation needs kornia: pip install 'bixt[augment]'"
+_KORNIA_HINT = "image augmentation needs kornia: pip install 'bixt[data]'"
 
 
 def _kornia_augmentation():
