@@ -120,3 +120,11 @@ def test_lra_retrieval_and_text_readers(tmp_path):
     text.write_text("0\tgreat film\n1\tbad\n")
     ds = read_labelled_text(text)
     assert len(ds) == 2 and ds[1][1] == 1 and ds[1][0].tolist() == [c + 1 for c in b"bad"]
+
+
+def test_generation_does_not_depend_on_worker_count():
+    from bixt.data.listops import generate
+
+    one = generate(12, 4, SMALL, workers=1, chunk_size=5)
+    two = generate(12, 4, SMALL, workers=2, chunk_size=5)
+    assert all(np.array_equal(one[k], two[k]) for k in one)
