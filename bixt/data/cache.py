@@ -5,7 +5,7 @@ Layout of the cache directory (``BIXT_DATA_DIR``, else ``$XDG_CACHE_HOME/bixt``,
     <cache>/<name>/manifest.json     what was fetched: source, sha256 and size of every file read or written
     <cache>/<name>/<files>           the data files themselves
     <cache>/generated/<name>-<key>.npz   generated sets, keyed by a hash of their parameters
-    <cache>/<name>/stats.json        normalisation statistics computed from the training split
+    <cache>/stats/<name>.json        normalisation statistics computed from the training split
 
 Every write goes to a temporary name in the same directory and is renamed into place, so an interrupted process
 leaves either the old state or the new one, never half a file.
