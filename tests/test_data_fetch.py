@@ -170,3 +170,20 @@ def test_env_var_and_flag_choose_the_cache(tmp_path, monkeypatch, capsys):
     assert f"cache: {tmp_path / 'flag'}" in out
     assert any(line.startswith("mnist ") and " no " in line for line in out.splitlines())
     assert cli_main(["data", "fetch", "nonsense", "--cache-dir", str(tmp_path)]) == 2
+
+
+def test_generated_cache_keeps_nothing_from_a_failed_build(tmp_path):
+    from bixt.data.generated import cached_arrays
+
+    def broken():
+        raise RuntimeError("generator crashed")
+
+    with pytest.raises(RuntimeError, match="generator crashed"):
+        cached_arrays(tmp_path, "toy", {"seed": 0}, broken)
+    assert _leftovers(tmp_path / "generated") == []
+
+    built = []
+    arrays = cached_arrays(tmp_path, "toy", {"seed": 0}, lambda: built.append(1) or {"x": np.arange(3)})
+    again = cached_arrays(tmp_path, "toy", {"seed": 0}, lambda: built.append(1) or {"x": np.arange(3)})
+    assert built == [1] and np.array_equal(arrays["x"], again["x"])  # the second call reads the cache
+    assert len(_leftovers(tmp_path / "generated")) == 1
