@@ -11,7 +11,9 @@ from bixt.data.registry import dataset_info, list_datasets
 
 
 def _size(num_bytes: int) -> str:
-    return f"{num_bytes / 1e6:.1f} MB" if num_bytes else "-"
+    if not num_bytes:
+        return "-"
+    return f"{num_bytes / 1e6:.1f} MB" if num_bytes >= 1e5 else f"{num_bytes / 1e3:.1f} kB"
 
 
 def _fetch(args: argparse.Namespace) -> int:
