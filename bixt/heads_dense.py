@@ -1,9 +1,14 @@
 """Heads beyond whole-input classification: per-token (dense) prediction and pairs of inputs.
 
-- `LinearSegmentationHead`: the final tokens back on their grid, one linear predictor per token, upsampled to pixels.
+- `LinearSegmentationHead`: the final tokens back on their grid, one linear predictor per token (on the token and
+  the global context), upsampled to pixels.
 - `FPNSegmentationHead`: a small Semantic-FPN-style decoder over token maps taken from several layers.
 - `PartSegmentationHead`: per-point part logits, optionally conditioned on the object category (ShapeNetPart).
 - `RetrievalPairHead`: two pooled encodings u, v combined as [u, v, u*v, u-v] into an MLP (the LRA protocol).
+
+The dense heads also read the latents: their mean (layer-normalised) is appended to every token as global context,
+as PointNet appends its global feature for segmentation. Beyond the context it adds, this gives the last layer's
+latent update a purpose: without it, a dense model's final latent MLP and self-attention would receive no gradient.
 
 Heads with hidden layers initialise themselves (`reset_parameters`): the models' 'jax' init zeroes every Linear under
 ``head``, which is right for a classifier but would leave a hidden layer dead.
@@ -40,22 +45,43 @@ def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return rearrange(tokens, "b (h w) d -> b d h w", h=h, w=w)
 
 
+class GlobalContext(nn.Module):
+    """latents: (b, m, dim) -> LayerNorm of their mean, (b, dim)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.norm = layer_norm(dim)
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.norm(latents.mean(dim=1))
+
+
 class LinearSegmentationHead(nn.Module):
-    """token_maps[-1]: (b, h*w, dim) row-major -> logits (b, num_classes, H, W), bilinearly upsampled to out_size."""
+    """token_maps[-1]: (b, h*w, dim) row-major, latents (b, m, dim) -> logits (b, num_classes, H, W), bilinearly
+    upsampled to out_size. One Linear over [normalised token, global context] per token."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
         _check_classes(num_classes)
         self.num_classes = num_classes
         self.norm = layer_norm(dim)
-        self.fc = nn.Linear(dim, num_classes)
+        self.context = GlobalContext(dim)
+        self.fc = nn.Linear(2 * dim, num_classes)
 
     def reset(self, num_classes: int) -> None:
         self.fc = _zero_classifier(self.fc, num_classes)
         self.num_classes = num_classes
 
-    def forward(self, token_maps: list[torch.Tensor], grid: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
-        logits = _tokens_to_map(self.fc(self.norm(token_maps[-1])), grid)  # (b, num_classes, h, w)
+    def forward(
+        self,
+        token_maps: list[torch.Tensor],
+        latents: torch.Tensor,
+        grid: tuple[int, int],
+        out_size: tuple[int, int],
+    ) -> torch.Tensor:
+        tokens = self.norm(token_maps[-1])
+        context = self.context(latents)[:, None].expand_as(tokens)
+        logits = _tokens_to_map(self.fc(torch.cat((tokens, context), dim=-1)), grid)  # (b, num_classes, h, w)
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
 
@@ -65,7 +91,8 @@ class FPNSegmentationHead(nn.Module):
     token_maps: `num_levels` maps (b, h*w, dim) from increasingly deep layers, all on the same grid. As in the dense
     protocol for plain ViT/XCiT backbones, level i is resampled to stride 4 * 2**i of the image (shallow = fine), then:
     1x1 lateral convs, a top-down pathway (coarser levels upsampled and added), a 3x3 conv per level, all levels
-    upsampled to stride 4 and summed, a 1x1 classifier, upsampling to out_size. Returns (b, num_classes, H, W).
+    upsampled to stride 4 and summed, the projected global context (from latents (b, m, dim)) added everywhere, a 1x1
+    classifier, upsampling to out_size. Returns (b, num_classes, H, W).
     """
 
     def __init__(self, dim: int, num_classes: int, *, num_levels: int = 4, fpn_dim: int = 64) -> None:
@@ -77,7 +104,13 @@ class FPNSegmentationHead(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(dim, fpn_dim, kernel_size=1) for _ in range(num_levels))
         self.smooth = nn.ModuleList(nn.Conv2d(fpn_dim, fpn_dim, kernel_size=3, padding=1) for _ in range(num_levels))
         self.act = nn.GELU()
+        self.context = GlobalContext(dim)
+        self.context_proj = nn.Linear(dim, fpn_dim)
         self.classifier = nn.Conv2d(fpn_dim, num_classes, kernel_size=1)
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.context_proj.weight)
+        nn.init.zeros_(self.context_proj.bias)
 
     def reset(self, num_classes: int) -> None:
         _check_classes(num_classes)
@@ -85,7 +118,13 @@ class FPNSegmentationHead(nn.Module):
         self.classifier = nn.Conv2d(weight.shape[1], num_classes, kernel_size=1).to(weight.device, weight.dtype)
         self.num_classes = num_classes
 
-    def forward(self, token_maps: list[torch.Tensor], grid: tuple[int, int], out_size: tuple[int, int]) -> torch.Tensor:
+    def forward(
+        self,
+        token_maps: list[torch.Tensor],
+        latents: torch.Tensor,
+        grid: tuple[int, int],
+        out_size: tuple[int, int],
+    ) -> torch.Tensor:
         if len(token_maps) != self.num_levels:
             raise ValueError(f"the FPN decoder expects {self.num_levels} token maps, got {len(token_maps)}")
         sizes = [(max(1, out_size[0] // (4 * 2**i)), max(1, out_size[1] // (4 * 2**i))) for i in range(self.num_levels)]
@@ -99,12 +138,14 @@ class FPNSegmentationHead(nn.Module):
             F.interpolate(self.act(smooth(level)), size=sizes[0], mode="bilinear", align_corners=False)
             for smooth, level in zip(self.smooth, levels, strict=True)
         )
+        fused = fused + self.context_proj(self.context(latents))[:, :, None, None]
         return F.interpolate(self.classifier(fused), size=out_size, mode="bilinear", align_corners=False)
 
 
 class PartSegmentationHead(nn.Module):
-    """Per-point part logits. tokens: (b, p, dim); category: (b,) int64 object category, required iff
-    num_categories > 0 -> logits (b, p, num_parts). The category's embedding is appended to every point's features.
+    """Per-point part logits. tokens: (b, p, dim); latents: (b, m, dim); category: (b,) int64 object category,
+    required iff num_categories > 0 -> logits (b, p, num_parts). Every point's features are [normalised token, global
+    context, category embedding], classified by a one-hidden-layer MLP.
     """
 
     def __init__(
@@ -115,8 +156,9 @@ class PartSegmentationHead(nn.Module):
         self.num_classes = num_parts
         self.num_categories = num_categories
         self.norm = layer_norm(dim)
+        self.context = GlobalContext(dim)
         self.category_embed = nn.Embedding(num_categories, category_dim) if num_categories else None
-        self.hidden = nn.Linear(dim + (category_dim if num_categories else 0), hidden_dim)
+        self.hidden = nn.Linear(2 * dim + (category_dim if num_categories else 0), hidden_dim)
         self.act = nn.GELU()
         self.fc = nn.Linear(hidden_dim, num_parts)
 
@@ -145,13 +187,15 @@ class PartSegmentationHead(nn.Module):
         if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
-    def forward(self, tokens: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, latents: torch.Tensor, category: torch.Tensor | None = None
+    ) -> torch.Tensor:
         self.check_category(category, tokens.shape[0])
-        x = self.norm(tokens)
+        b, p = tokens.shape[:2]
+        parts = [self.norm(tokens), self.context(latents)[:, None].expand(b, p, -1)]
         if self.category_embed is not None:
-            cat = self.category_embed(category)[:, None].expand(-1, x.shape[1], -1)  # (b, p, category_dim)
-            x = torch.cat((x, cat), dim=-1)
-        return self.fc(self.act(self.hidden(x)))
+            parts.append(self.category_embed(category)[:, None].expand(b, p, -1))  # (b, p, category_dim)
+        return self.fc(self.act(self.hidden(torch.cat(parts, dim=-1))))
 
 
 class RetrievalPairHead(nn.Module):

@@ -23,7 +23,7 @@ from bixt.heads import ClassificationHead
 from bixt.layers.blocks import LatentSelfBlock
 from bixt.layers.init import init_weights_jax
 from bixt.models.bixt import check_positive, check_rate
-from bixt.models.encoder import Intermediates, check_token_mask
+from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.tokenizers.image import PatchEmbed
@@ -87,6 +87,11 @@ class TransformerEncoder(nn.Module):
 PATCH_SIZE = 16
 
 
+def _split_class_token(tokens: torch.Tensor) -> EncoderOutput:
+    """(b, 1 + n, dim) -> EncoderOutput(latents=(b, 1, dim) class token, tokens=(b, n, dim))."""
+    return EncoderOutput(latents=tokens[:, :1], tokens=tokens[:, 1:])
+
+
 @dataclass
 class ViTConfig:
     """A ViT/DeiT image classifier with 16x16 patches. Defaults: DeiT-Ti (vit_ti_p16)."""
@@ -126,7 +131,8 @@ class ViTConfig:
 class VisionTransformer(PretrainedMixin, nn.Module):
     """ViT/DeiT classifier. forward(x): (b, in_chans, H, W), H and W multiples of 16 -> logits (b, num_classes).
 
-    forward_features returns all final tokens (b, 1 + n, dim), the class token first.
+    Features follow the latent models' layout: the class token plays the part of a single latent, so
+    forward_features returns EncoderOutput(latents=class token (b, 1, dim), tokens=patch tokens (b, n, dim)).
     """
 
     config_class = ViTConfig
@@ -183,20 +189,22 @@ class VisionTransformer(PretrainedMixin, nn.Module):
         tokens = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), tokens), dim=1)
         return tokens + self._position_embedding(*feats.shape[-2:])
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (b, c, H, W) -> final tokens (b, 1 + n, dim), class token first."""
-        return self.encoder(self._tokenize(x))
+    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
+        """x: (b, c, H, W) -> class token (b, 1, dim) as `latents` and patch tokens (b, n, dim) as `tokens`."""
+        return _split_class_token(self.encoder(self._tokenize(x)))
 
-    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        return self.head(features[:, :1], pre_logits=pre_logits)  # the class token alone: the mean is the identity
+    def forward_head(self, features: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(features.latents, pre_logits=pre_logits)  # one class token: the head's mean is the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[torch.Tensor, Intermediates]:
-        """Final tokens plus every block's tokens (``Intermediates.tokens``)."""
-        intermediates = Intermediates()
-        return self.encoder(self._tokenize(x), intermediates=intermediates), intermediates
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[EncoderOutput, Intermediates]:
+        """Final features plus every block's class token (``latents``) and patch tokens (``tokens``)."""
+        collected = Intermediates()
+        features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
+        per_block = [_split_class_token(tokens) for tokens in collected.tokens]
+        return features, Intermediates(latents=[f.latents for f in per_block], tokens=[f.tokens for f in per_block])
 
     def reset_classifier(self, num_classes: int) -> None:
         self.head.reset(num_classes)

@@ -1,0 +1,176 @@
+"""BiXT for semantic segmentation (ADE20K-style, SPEC 2.4).
+
+image -> ImageTokenizer -> tokens -> BiXTEncoder (all layers bi-directional) -> token maps -> decoder -> pixel logits
+
+The backbone is a d13 BiXT with its one-sided last layer dropped (SPEC 1.3): the 12 remaining layers all update the
+tokens, so every token update is trained. Its ``tokenizer.*`` and ``encoder.layers.0-11.*`` weights have the same
+names as those of the d13 classifier, so a pretrained d13 state dict loads with ``strict=False`` (minus its head and
+13th layer). Decoders: ``linear`` (a linear predictor per token, upsampled) or ``fpn`` (a small Semantic-FPN-style
+decoder over four evenly spaced layers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead
+from bixt.layers.init import init_weights_jax
+from bixt.models.bixt import _STRIDES, check_positive, check_rate
+from bixt.models.encoder import BiXTEncoder, Intermediates
+from bixt.models.registry import register_architecture
+from bixt.models.serialization import PretrainedMixin
+from bixt.tokenizers.image import IMAGE_TOKENIZERS, ImageTokenizer, ImageTokenizerKind
+
+SegDecoderKind = Literal["linear", "fpn"]
+SEG_DECODERS: tuple[str, ...] = ("linear", "fpn")
+FPN_LEVELS = 4
+
+
+@dataclass
+class SegmentationConfig:
+    """Defaults: BiXT-Ti/8 d13 backbone without its last layer (12 bi-directional layers), 150 classes, linear."""
+
+    img_size: int = 224  # nominal resolution (example input, cost counting); any multiple of the stride runs
+    in_chans: int = 3
+    num_classes: int = 150
+    embed_dim: int = 192
+    depth: int = 12  # bi-directional layers (a d13 backbone minus its one-sided last layer)
+    num_heads: int = 6
+    num_latents: int = 64
+    mlp_ratio: float = 4.0
+    tokenizer: ImageTokenizerKind = "patch16_s8"
+    decoder: SegDecoderKind = "linear"
+    fpn_dim: int = 64  # fpn only
+    layer_scale_init: float | None = None
+    drop_path_rate: float = 0.0
+    attn_drop_rate: float = 0.0
+    drop_rate: float = 0.0
+    qkv_bias: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(
+            img_size=self.img_size,
+            in_chans=self.in_chans,
+            num_classes=self.num_classes,
+            embed_dim=self.embed_dim,
+            depth=self.depth,
+            num_heads=self.num_heads,
+            num_latents=self.num_latents,
+            fpn_dim=self.fpn_dim,
+        )
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        if self.tokenizer not in IMAGE_TOKENIZERS:
+            raise ValueError(f"tokenizer must be one of {IMAGE_TOKENIZERS}, got {self.tokenizer!r}")
+        if self.decoder not in SEG_DECODERS:
+            raise ValueError(f"decoder must be one of {SEG_DECODERS}, got {self.decoder!r}")
+        if self.decoder == "fpn" and self.depth < FPN_LEVELS:
+            raise ValueError(f"the fpn decoder reads {FPN_LEVELS} layers; depth must be >= {FPN_LEVELS}")
+        if self.img_size % _STRIDES[self.tokenizer]:
+            raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride")
+        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
+            check_rate(name, getattr(self, name))
+
+    @property
+    def decoder_layers(self) -> list[int]:
+        """Indices of the layers whose tokens the decoder reads: the last (linear) or four evenly spaced (fpn)."""
+        if self.decoder == "linear":
+            return [self.depth - 1]
+        return [(k + 1) * self.depth // FPN_LEVELS - 1 for k in range(FPN_LEVELS)]
+
+
+@dataclass
+class SegmentationFeatures:
+    """latents: (b, m, d); tokens: (b, h*w, d) after the last layer; token_maps: (b, h*w, d) per decoder layer,
+    shallow to deep; grid (h, w); image (H, W)."""
+
+    latents: torch.Tensor
+    tokens: torch.Tensor
+    token_maps: list[torch.Tensor]
+    grid: tuple[int, int]
+    image_size: tuple[int, int]
+
+
+@register_architecture
+class Segmenter(PretrainedMixin, nn.Module):
+    """forward(x): (b, in_chans, H, W), H and W multiples of the stride -> logits (b, num_classes, H, W)."""
+
+    config_class = SegmentationConfig
+
+    def __init__(self, config: SegmentationConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or SegmentationConfig()
+        self.tokenizer = ImageTokenizer(kind=config.tokenizer, in_chans=config.in_chans, dim=config.embed_dim)
+        self.encoder = BiXTEncoder(
+            dim=config.embed_dim,
+            depth=config.depth,
+            num_heads=config.num_heads,
+            num_latents=config.num_latents,
+            mlp_ratio=config.mlp_ratio,
+            bias=config.qkv_bias,
+            layer_scale_init=config.layer_scale_init,
+            drop_path_rate=config.drop_path_rate,
+            attn_drop=config.attn_drop_rate,
+            drop=config.drop_rate,
+            one_sided_last=False,
+        )
+        if config.decoder == "linear":
+            self.head = LinearSegmentationHead(config.embed_dim, config.num_classes)
+        else:
+            self.head = FPNSegmentationHead(config.embed_dim, config.num_classes, fpn_dim=config.fpn_dim)
+        init_weights_jax(self)
+        if isinstance(self.head, FPNSegmentationHead):
+            self.head.reset_parameters()
+
+    @property
+    def num_classes(self) -> int:
+        return self.head.num_classes
+
+    def example_input(self, batch_size: int = 1) -> torch.Tensor:
+        c = self.config
+        return torch.randn(batch_size, c.in_chans, c.img_size, c.img_size, device=self.encoder.latents.device)
+
+    def forward_features(self, x: torch.Tensor, *, intermediates: Intermediates | None = None) -> SegmentationFeatures:
+        tokens = self.tokenizer(x)  # validates x
+        stride = self.tokenizer.stride
+        grid = (x.shape[-2] // stride, x.shape[-1] // stride)
+        if self.config.decoder == "linear":
+            out = self.encoder(tokens, intermediates=intermediates)
+            maps = [out.tokens]
+        else:
+            # the FPN decoder reads several layers' tokens: collect them even when the caller does not ask
+            collected = intermediates if intermediates is not None else Intermediates()
+            out = self.encoder(tokens, intermediates=collected)
+            maps = [collected.tokens[i] for i in self.config.decoder_layers]
+        return SegmentationFeatures(
+            latents=out.latents, tokens=out.tokens, token_maps=maps, grid=grid, image_size=tuple(x.shape[-2:])
+        )
+
+    def forward_head(self, features: SegmentationFeatures) -> torch.Tensor:
+        return self.head(features.token_maps, features.latents, features.grid, features.image_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[SegmentationFeatures, Intermediates]:
+        intermediates = Intermediates()
+        return self.forward_features(x, intermediates=intermediates), intermediates
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head.reset(num_classes)
+        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+
+    def no_weight_decay(self) -> set[str]:
+        return set()
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each layer in the backward pass (linear decoder only: the FPN decoder reads the intermediate
+        layers, which the encoder does not recompute)."""
+        if enable and self.config.decoder != "linear":
+            raise ValueError("gradient checkpointing is only available with the linear decoder")
+        self.encoder.grad_checkpointing = enable
