@@ -27,8 +27,10 @@ def main(argv: list[str]) -> int:
         model = create_model(name).eval()
         line = f"{name:<34} {sum(p.numel() for p in model.parameters()):>12,}"
         if args.flops:
-            x = model.example_input()
-            cost = count_cost(model, x)
+            example = model.example_input()
+            inputs = example if isinstance(example, tuple) else (example,)  # pair / point+category models: a tuple
+            cost = count_cost(model, *inputs)
+            x = inputs[0]
             size = "x".join(str(s) for s in x.shape[-2:]) if x.ndim == 4 else str(tuple(x.shape))
             line += f" {size:>10} {cost.flops / 1e9:>8.3f} {cost.activations / 1e6:>8.2f}"
         print(line, flush=True)
