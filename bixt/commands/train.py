@@ -1,0 +1,49 @@
+"""``bixt train -c RECIPE.yaml [--section.key VALUE ...]``: train and evaluate, then say where everything went.
+
+Under ``torchrun --nproc_per_node=N -m bixt train ...`` every process runs this; rank 0 alone prints and writes.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from bixt.engine.config import ConfigError, parse_config
+
+
+def _recipe_name(argv: list[str]) -> str | None:
+    for flag in ("-c", "--config"):
+        if flag in argv and argv.index(flag) + 1 < len(argv):
+            return Path(argv[argv.index(flag) + 1]).stem
+    return None
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        from bixt.engine.config import print_help
+
+        print_help()
+        return 0
+    from bixt.engine.distributed import env_info, shutdown_distributed
+    from bixt.engine.run import fit
+    from bixt.engine.train import NonFiniteLossError
+
+    try:
+        config = parse_config(argv)
+        result = fit(config, name_hint=_recipe_name(argv))
+    except ConfigError as error:
+        print(f"bixt train: {error}", file=sys.stderr)
+        return 2
+    except NonFiniteLossError as error:
+        print(f"bixt train: {error}", file=sys.stderr)
+        return 1
+    finally:
+        shutdown_distributed()
+    if env_info().is_main:
+        print(f"\nrun directory:   {result.run_dir}")
+        print(f"best checkpoint: {result.best_checkpoint}")
+        print(f"last checkpoint: {result.last_checkpoint}")
+        print(f"metrics:         {result.metrics_path}")
+        print(f"learning curve:  {result.plot_path}")
+        print("final evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
+    return 0

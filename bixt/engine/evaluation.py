@@ -1,0 +1,76 @@
+"""Evaluate a saved checkpoint exactly as its run evaluated it (same config, data split and input processing)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bixt.engine.checkpoint import load_weights, read_meta, resolve_checkpoint, run_dir_of
+from bixt.engine.config import ConfigError, load_config
+from bixt.engine.distributed import env_info, init_distributed
+from bixt.engine.run import CONFIG_NAME, build_augment, load_split, make_loader, resolve_device
+from bixt.engine.tasks import takes_mask
+from bixt.engine.train import StepSettings, evaluate
+
+
+@dataclass
+class EvalReport:
+    checkpoint: Path
+    step: int
+    split: str
+    num_items: int
+    metrics: dict[str, float]
+    logged: dict[str, float] = field(default_factory=dict)  # what the run logged for these weights, if it did
+
+
+def evaluate_checkpoint(
+    path: str | os.PathLike,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    batch_size: int | None = None,
+    ema: bool = False,
+    device: str | None = None,
+) -> EvalReport:
+    from bixt.models.serialization import from_pretrained
+
+    checkpoint = resolve_checkpoint(path, prefer="best")
+    config_path = run_dir_of(checkpoint) / CONFIG_NAME
+    if not config_path.is_file():
+        raise ConfigError(f"{config_path} not found: the checkpoint must sit in its run directory")
+    config = load_config(config_path)
+    if device is not None:
+        config = dataclasses.replace(config, device=device)
+    info = env_info()
+    torch_device = resolve_device(config, info)
+    init_distributed(info, torch_device)
+
+    model = from_pretrained(checkpoint, map_location=torch_device).to(torch_device)
+    if ema:
+        load_weights(model, checkpoint, ema=True)
+    split = split or config.data.eval_split
+    dataset = load_split(config, split, limit if limit is not None else config.data.eval_limit)
+    loader, _ = make_loader(
+        dataset, config, info, train=False, batch_size=batch_size or config.eval_batch_size or config.batch_size
+    )
+    settings = StepSettings(
+        config=config,
+        device=torch_device,
+        info=info,
+        steps_per_epoch=1,
+        lr_at=lambda step: 0.0,
+        padded=config.data.collate == "padded",
+        mask_to_model=takes_mask(model),
+        augment=build_augment(config, train=False, num_classes=getattr(model, "num_classes", 0), device=torch_device),
+    )
+    metrics = evaluate(model, loader, settings)
+    meta = read_meta(checkpoint)
+    same_data = split == config.data.eval_split and (limit is None or limit == config.data.eval_limit)
+    logged = meta.get("last_eval", {}) if same_data and meta.get("last_eval_step") == meta["step"] else {}
+    if ema:
+        logged = {k.removeprefix("ema_"): v for k, v in logged.items() if k.startswith("ema_")}
+    else:
+        logged = {k: v for k, v in logged.items() if not k.startswith("ema_")}
+    return EvalReport(checkpoint, meta["step"], split, len(dataset), metrics, logged)

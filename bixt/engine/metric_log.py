@@ -1,0 +1,56 @@
+"""Where a run's numbers go: JSON lines (always), TensorBoard (optional), the console; rank 0 only."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+METRICS_NAME = "metrics.jsonl"
+
+
+class MetricLog:
+    """Appends ``{"kind": "train" | "eval", "step": ..., "epoch": ..., <values>}`` records to metrics.jsonl.
+
+    On any rank but 0 (``enabled=False``) every call does nothing, so callers need no rank checks.
+    """
+
+    def __init__(self, run_dir: Path, *, enabled: bool = True, tensorboard: bool = False) -> None:
+        self.enabled = enabled
+        self.path = run_dir / METRICS_NAME
+        self.writer = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as error:
+                raise ImportError(
+                    "tensorboard logging needs the tensorboard package: pip install tensorboard"
+                ) from error
+            self.writer = SummaryWriter(log_dir=str(run_dir / "tensorboard"))
+
+    def write(self, kind: str, *, step: int, epoch: float, **values: float) -> None:
+        if not self.enabled:
+            return
+        record: dict[str, Any] = {"kind": kind, "step": step, "epoch": round(epoch, 4), "time": round(time.time(), 2)}
+        record.update(values)
+        with self.path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl file, skipping a torn last line (a run killed mid-write)."""
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records

@@ -1,0 +1,188 @@
+"""The engine: one training epoch and one evaluation, as plain functions (the MAE / DeiT shape).
+
+Everything a step needs that is not the model, the data or the optimizer comes in a :class:`StepSettings`; what
+the loop has done so far lives in a :class:`~bixt.engine.checkpoint.Progress`, updated in place, so that a
+checkpoint written from the ``on_step`` callback can resume exactly here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bixt.engine.augment import BatchAugment
+from bixt.engine.checkpoint import Progress
+from bixt.engine.config import RunConfig
+from bixt.engine.distributed import DistInfo, all_reduce_sum
+from bixt.engine.metric_log import MetricLog
+from bixt.engine.metrics import MeanLoss
+from bixt.engine.tasks import build_metrics, compute_loss, dense_logits, split_batch
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite: training stops instead of skipping the batch."""
+
+    def __init__(self, value: float, progress: Progress) -> None:
+        super().__init__(value, progress.step + 1)
+        self.value, self.step, self.epoch = value, progress.step + 1, progress.epoch + 1
+        self.micro_batch = progress.batch_in_epoch + 1
+        self.last_checkpoint: str | None = None  # filled in by the run, which knows its checkpoints
+
+    def __str__(self) -> str:
+        kept = f"the last good checkpoint is kept: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+        return (
+            f"non-finite loss ({self.value}) at step {self.step} (epoch {self.epoch}, micro-batch "
+            f"{self.micro_batch} of the epoch); training stopped, {kept}"
+        )
+
+
+@dataclass
+class StepSettings:
+    config: RunConfig
+    device: torch.device
+    info: DistInfo
+    steps_per_epoch: int  # optimizer steps per epoch
+    lr_at: Callable[[int], float]  # optimizer step -> learning rate
+    padded: bool  # batches come from the padded collate: (input, mask, target, *extra)
+    mask_to_model: bool  # the model takes the padding mask as its second argument
+    augment: BatchAugment | None = None
+    scaler: torch.amp.GradScaler | None = None
+    ema: torch.optim.swa_utils.AveragedModel | None = None
+
+
+def autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU or GPU, fp16 on GPU; a no-op for fp32."""
+    if config.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _is_finite(loss: torch.Tensor, info: DistInfo) -> bool:
+    """Every process agrees, so that one rank's NaN stops all ranks before the gradient all-reduce."""
+    bad = torch.tensor([0.0 if torch.isfinite(loss) else 1.0], device=loss.device)
+    return all_reduce_sum(bad).item() == 0 if info.enabled else bad.item() == 0
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable,
+    optimizer: torch.optim.Optimizer,
+    settings: StepSettings,
+    progress: Progress,
+    *,
+    log: MetricLog,
+    on_step: Callable[[], None] | None = None,
+) -> float:
+    """Train until the epoch's ``steps_per_epoch`` optimizer steps are done; returns the epoch's mean loss.
+
+    Starts ``progress.batch_in_epoch`` micro-batches into the epoch (the loader's sampler has skipped them), steps
+    the optimizer every ``grad_accum_steps`` micro-batches with the learning rate of that step, and calls
+    ``on_step()`` after each optimizer step. Raises NonFiniteLossError on a NaN / inf loss.
+    """
+    config, device = settings.config, settings.device
+    accum = config.grad_accum_steps
+    micro_total = settings.steps_per_epoch * accum
+    model.train()
+    bar = tqdm(
+        total=settings.steps_per_epoch,
+        initial=progress.batch_in_epoch // accum,
+        desc=f"epoch {progress.epoch + 1}/{config.schedule.epochs}",
+        unit="step",
+        disable=not (config.progress and settings.info.is_main),
+        dynamic_ncols=True,
+    )
+    window_loss, window_steps, epoch_loss, epoch_steps = 0.0, 0, 0.0, 0
+    for raw in loader:
+        if progress.batch_in_epoch >= micro_total:
+            break
+        batch = split_batch(raw, padded=settings.padded, mask_to_model=settings.mask_to_model, device=device)
+        if settings.augment is not None:
+            batch = settings.augment(batch)
+        first_micro = progress.batch_in_epoch % accum == 0
+        last_micro = (progress.batch_in_epoch + 1) % accum == 0
+        if first_micro:
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr_at(progress.step)
+        # DDP all-reduces gradients on every backward unless told not to: only the last micro-batch syncs.
+        sync = contextlib.nullcontext() if last_micro or not settings.info.enabled else model.no_sync()
+        with sync:
+            with autocast(config, device):
+                loss = compute_loss(config, model(*batch.inputs), batch.target)
+            if not _is_finite(loss, settings.info):
+                raise NonFiniteLossError(loss.item(), progress)
+            scaled = loss / accum
+            (settings.scaler.scale(scaled) if settings.scaler is not None else scaled).backward()
+        progress.batch_in_epoch += 1
+        window_loss += loss.item() / accum
+        if not last_micro:
+            continue
+        _optimizer_step(model, optimizer, settings)
+        progress.step += 1
+        window_steps += 1
+        epoch_loss, epoch_steps = epoch_loss + window_loss, epoch_steps + 1
+        lr = optimizer.param_groups[0]["lr"]
+        bar.set_postfix(loss=f"{window_loss / window_steps:.4f}", lr=f"{lr:.2e}", refresh=False)
+        bar.update(1)
+        if progress.step % config.log_every_steps == 0 or progress.batch_in_epoch == micro_total:
+            mean = all_reduce_sum(torch.tensor([window_loss / window_steps], device=device)).item()
+            log.write(
+                "train",
+                step=progress.step,
+                epoch=progress.step / settings.steps_per_epoch,
+                loss=mean / settings.info.world_size,
+                lr=lr,
+            )
+            window_loss, window_steps = 0.0, 0
+        if on_step is not None:
+            on_step()
+    bar.close()
+    return epoch_loss / max(epoch_steps, 1)
+
+
+def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, settings: StepSettings) -> None:
+    clip, scaler = settings.config.optim.clip_grad_norm, settings.scaler
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+    if scaler is not None:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if settings.ema is not None:
+        settings.ema.update_parameters(model)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable, settings: StepSettings) -> dict[str, float]:
+    """Metrics of ``model`` over ``loader`` (this process's shard), summed over processes: loss plus the task's."""
+    config, device = settings.config, settings.device
+    model.eval()
+    metrics, mean_loss = None, MeanLoss()
+    for raw in loader:
+        batch = split_batch(raw, padded=settings.padded, mask_to_model=settings.mask_to_model, device=device)
+        if settings.augment is not None:
+            batch = settings.augment(batch)
+        with autocast(config, device):
+            logits = model(*batch.inputs)
+            loss = compute_loss(config, logits, batch.target)
+        logits = dense_logits(config.task, logits.float(), batch.target)
+        if metrics is None:  # the class count comes from the model's output
+            class_dim = -1 if config.task == "part_segmentation" else 1
+            metrics = build_metrics(config.task, logits.shape[class_dim])
+        for metric in metrics:
+            metric.update(logits, batch.target)
+        mean_loss.update(loss.float(), batch.size)
+    results: dict[str, float] = {}
+    for metric in [*(metrics or []), mean_loss]:
+        metric.state = all_reduce_sum(metric.state.to(device)).cpu()
+        results.update(metric.compute())
+    return results
