@@ -69,12 +69,15 @@ def takes_mask(model: nn.Module) -> bool:
     return len(parameters) > 1 and parameters[1] == "mask"
 
 
-def compute_loss(config: RunConfig, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean loss of the batch. Classification: CE (hard or soft targets) or BCE on one-hot / soft targets; dense
-    tasks: CE over pixels (logits (b, c, H, W)) or points (logits (b, n, c)), skipping IGNORE_INDEX labels."""
+def compute_loss(
+    config: RunConfig, logits: torch.Tensor, target: torch.Tensor, *, training: bool = True
+) -> torch.Tensor:
+    """Mean loss of the batch. Classification: CE (hard or soft targets), or in training with ``loss: bce`` BCE on
+    one-hot / soft targets (evaluation always reports CE, as the paper's code does); dense tasks: CE over pixels
+    (logits (b, c, H, W)) or points (logits (b, n, c)), skipping IGNORE_INDEX labels."""
     task = config.task
     if task in ("classification", "retrieval"):
-        if config.loss == "bce":
+        if config.loss == "bce" and training:
             if target.ndim == 1:
                 target = F.one_hot(target, logits.shape[1]).to(logits.dtype)
             return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype))

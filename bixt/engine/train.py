@@ -173,7 +173,7 @@ def evaluate(model: nn.Module, loader: Iterable, settings: StepSettings) -> dict
             batch = settings.augment(batch)
         with autocast(config, device):
             logits = model(*batch.inputs)
-            loss = compute_loss(config, logits, batch.target)
+            loss = compute_loss(config, logits, batch.target, training=False)
         logits = dense_logits(config.task, logits.float(), batch.target)
         if metrics is None:  # the class count comes from the model's output
             class_dim = -1 if config.task == "part_segmentation" else 1

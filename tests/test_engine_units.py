@@ -1,0 +1,153 @@
+"""Engine parts in isolation: schedule, weight-decay groups, optimizers, metrics, config parsing and checks."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from bixt.engine.config import ConfigError, dump_config, load_config, parse_config, valid_keys
+from bixt.engine.distributed import DistInfo
+from bixt.engine.metrics import ConfusionMetrics, PointSegmentationMetrics, TopKAccuracy
+from bixt.engine.optim import build_optimizer, param_groups
+from bixt.engine.run import check_config
+from bixt.engine.schedule import cosine_lr
+
+
+def test_cosine_schedule_warmup_peak_and_floor():
+    kw = dict(base_lr=1.0, epochs=10, warmup_epochs=2, warmup_lr=0.1, min_lr=0.01)
+    assert cosine_lr(0, **kw) == pytest.approx(0.1)
+    assert cosine_lr(1, **kw) == pytest.approx(0.55)  # halfway up the linear warm-up
+    assert cosine_lr(2, **kw) == pytest.approx(1.0)
+    assert cosine_lr(6, **kw) == pytest.approx(0.01 + 0.99 * 0.5)  # halfway down the cosine
+    assert cosine_lr(10, **kw) == pytest.approx(0.01)
+    decay = [cosine_lr(2 + 8 * i / 50, **kw) for i in range(51)]
+    assert all(a >= b for a, b in itertools.pairwise(decay))
+    with pytest.raises(ValueError, match="warmup_epochs"):
+        cosine_lr(0, base_lr=1.0, epochs=2, warmup_epochs=3)
+
+
+class _Tiny(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.latents = nn.Parameter(torch.randn(1, 4, 8))  # 3-D: decayed, as in the paper
+        self.proj = nn.Linear(8, 8)
+        self.norm = nn.LayerNorm(8)
+        self.gamma = nn.Parameter(torch.ones(8))
+        self.table = nn.Parameter(torch.randn(3, 8))
+
+    def no_weight_decay(self) -> set[str]:
+        return {"table"}
+
+
+def test_weight_decay_groups():
+    model = _Tiny()
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)] for p in decay["params"]} == {"latents", "proj.weight"}
+    assert {names[id(p)] for p in no_decay["params"]} == {"proj.bias", "norm.weight", "norm.bias", "gamma", "table"}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("name", ["adamw", "lamb"])
+def test_optimizers_step_and_lower_the_loss(name):
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    x, y = torch.randn(64, 4), torch.randn(64, 1)
+    config = parse_config(["--optim.name", name, "--optim.lr", "0.05"]).optim
+    optimizer = build_optimizer(model, config)
+    first = nn.functional.mse_loss(model(x), y).item()
+    for _ in range(30):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    assert nn.functional.mse_loss(model(x), y).item() < first * 0.8
+
+
+def test_topk_accuracy():
+    metric = TopKAccuracy()
+    logits = torch.tensor([[0.0, 1, 2, 3, 4, 5], [5.0, 4, 3, 2, 1, 0], [1.0, 2, 3, 4, 5, 6]])
+    metric.update(logits, torch.tensor([5, 5, 3]))  # top-1 hit; ranked 6th (miss); ranked 3rd (top-5 only)
+    result = metric.compute()
+    assert result["top1"] == pytest.approx(100 / 3)
+    assert result["top5"] == pytest.approx(200 / 3)
+    soft = TopKAccuracy()
+    soft.update(logits[:1], torch.tensor([[0.0, 0, 0, 0, 0.3, 0.7]]))  # soft targets score against their argmax
+    assert soft.compute()["top1"] == 100.0
+
+
+def test_confusion_metrics_miou_by_hand():
+    metric = ConfusionMetrics(3)
+    target = torch.tensor([[[0, 0], [1, 2]]])  # (b=1, H=2, W=2)
+    pred = torch.tensor([[[0, 1], [1, 1]]])
+    logits = nn.functional.one_hot(pred, 3).permute(0, 3, 1, 2).float()  # (b, c, H, W)
+    metric.update(logits, target)
+    ignored = torch.full_like(target, -100)
+    metric.update(logits, ignored)  # padding labels are skipped entirely
+    result = metric.compute()
+    # class 0: I=1, U=2; class 1: I=1, U=3; class 2: I=0, U=1
+    assert result["miou"] == pytest.approx(100 * (1 / 2 + 1 / 3 + 0) / 3)
+    assert result["acc"] == pytest.approx(50.0)
+
+
+def test_point_segmentation_instance_miou_by_hand():
+    metric = PointSegmentationMetrics(3)
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 2, -100]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 2, 0, 1]])
+    metric.update(nn.functional.one_hot(pred, 3).float(), target)
+    result = metric.compute()
+    # sample 1: class 0 IoU 1/2, class 1 IoU 2/3 -> 7/12; sample 2 (3 valid points): class 2 IoU 2/3, class 0 IoU 0
+    assert result["instance_miou"] == pytest.approx(100 * (7 / 12 + 1 / 3) / 2)
+    assert result["acc"] == pytest.approx(100 * 5 / 7)
+
+
+def test_unknown_key_lists_valid_keys(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("optim:\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError) as error:
+        parse_config(["-c", str(recipe)])
+    message = str(error.value)
+    assert "lrr" in message and "did you mean: optim.lr" in message
+    assert all(key in message for key in valid_keys())
+    with pytest.raises(ConfigError, match="valid keys"):
+        parse_config(["--batch_sise", "8"])
+
+
+def test_ill_typed_value_is_rejected():
+    with pytest.raises(ConfigError, match=r"optim\.name"):
+        parse_config(["--optim.name", "sgd"])
+    with pytest.raises(ConfigError, match="batch_size"):
+        parse_config(["--batch_size", "many"])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    config = parse_config(["--optim.lr", "3e-4", "--model.options", "{embed_dim: 32}", "--augment.mean", "[0.5]"])
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(config))
+    assert load_config(path) == config
+    assert config.optim.lr == 3e-4 and config.model.options == {"embed_dim": 32} and config.augment.mean == (0.5,)
+
+
+def test_every_recipe_parses():
+    from pathlib import Path
+
+    recipes = sorted(Path(__file__).parent.parent.joinpath("configs").glob("*.yaml"))
+    assert len(recipes) >= 9
+    for recipe in recipes:
+        assert load_config(recipe).schedule.epochs >= 1
+
+
+def test_config_checks_before_training():
+    config = parse_config(["--batch_size", "10"])
+    cpu = torch.device("cpu")
+    assert check_config(config, DistInfo(world_size=2), cpu) == 5
+    with pytest.raises(ConfigError, match="not divisible by 3 process"):
+        check_config(config, DistInfo(world_size=3), cpu)
+    with pytest.raises(ConfigError, match="not divisible"):
+        check_config(parse_config(["--batch_size", "10", "--grad_accum_steps", "4"]), DistInfo(), cpu)
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
+        check_config(parse_config(["--precision", "fp16"]), DistInfo(), cpu)
+    with pytest.raises(ConfigError, match="warmup_epochs"):
+        check_config(parse_config(["--schedule.epochs", "1", "--schedule.warmup_epochs", "2"]), DistInfo(), cpu)
