@@ -3,15 +3,16 @@
 image -> ImageTokenizer -> tokens -> BiXTEncoder (all layers bi-directional) -> token maps -> decoder -> pixel logits
 
 The backbone is a d13 BiXT with its one-sided last layer dropped (SPEC 1.3): the 12 remaining layers all update the
-tokens, so every token update is trained. Its ``tokenizer.*`` and ``encoder.layers.0-11.*`` weights have the same
-names as those of the d13 classifier, so a pretrained d13 state dict loads with ``strict=False`` (minus its head and
-13th layer). Decoders: ``linear`` (a linear predictor per token, upsampled) or ``fpn`` (a small Semantic-FPN-style
+tokens, so every token update is trained. Its ``tokenizer.*`` and ``encoder.*`` weights have the same names as
+those of the d13 classifier: `Segmenter.load_backbone` takes a pretrained d13 state dict (its head and 13th layer
+are left out). Decoders: ``linear`` (a linear predictor per token, upsampled) or ``fpn`` (a small Semantic-FPN-style
 decoder over four evenly spaced layers).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -160,6 +161,21 @@ class Segmenter(PretrainedMixin, nn.Module):
     def forward_intermediates(self, x: torch.Tensor) -> tuple[SegmentationFeatures, Intermediates]:
         intermediates = Intermediates()
         return self.forward_features(x, intermediates=intermediates), intermediates
+
+    def load_backbone(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+        """Load tokenizer and encoder weights from a BiXT image classifier's state dict (e.g. a d13 model).
+
+        Every backbone weight of this model must be in `state_dict`; returns the keys that were not used (the
+        classifier's head, and its layers beyond this model's depth).
+        """
+        own = {k for k in self.state_dict() if not k.startswith("head.")}
+        missing = sorted(own - state_dict.keys())
+        if missing:
+            raise ValueError(
+                f"the state dict lacks backbone weights of this model: {missing[:5]} ({len(missing)} in all)"
+            )
+        self.load_state_dict({k: state_dict[k] for k in own}, strict=False)
+        return sorted(state_dict.keys() - own)
 
     def reset_classifier(self, num_classes: int) -> None:
         self.head.reset(num_classes)
