@@ -1,0 +1,163 @@
+"""Whole runs on tiny synthetic data: resume is bit-exact, a killed run resumes, NaN stops the run, bad configs fail
+before training, and `bixt eval` reproduces the logged figures."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F401 (autouse fixture)
+from safetensors.torch import load_file
+
+import bixt.engine.train as engine_train
+from bixt.engine.checkpoint import read_meta, resolve_checkpoint
+from bixt.engine.config import ConfigError
+from bixt.engine.run import fit
+from bixt.engine.train import NonFiniteLossError
+
+
+def _weights(checkpoint: Path, name: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    return load_file(checkpoint / name)
+
+
+def _assert_identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs"
+
+
+def _stochastic_config(out: Path, *extra: str):
+    """Dropout, drop-path and an EMA make the run depend on the RNG state, which a resume must restore exactly."""
+    from engine_helpers import TINY_BIXT
+
+    options = TINY_BIXT[:-1] + ", drop_rate: 0.1, drop_path_rate: 0.1}"
+    return tiny_config(str(out), "--model.options", options, "--ema_decay", "0.9", *extra)
+
+
+def test_resume_equals_uninterrupted(tmp_path):
+    data = tiny_images()
+    full = fit(
+        _stochastic_config(tmp_path, "--run_name", "full", "--checkpoint_every_steps", "1", "--keep_checkpoints", "99"),
+        train_set=data,
+        eval_set=data,
+    )
+    assert full.metrics["top1"] > 34  # better than chance (3 classes): the run trained
+    # Resume mid-epoch (step 4 of 6 in epoch 1) into a fresh run directory.
+    middle = full.run_dir / "checkpoints" / "step-00000004"
+    resumed = fit(
+        _stochastic_config(tmp_path, "--run_name", "resumed", "--resume", str(middle)),
+        train_set=data,
+        eval_set=data,
+    )
+    _assert_identical(_weights(full.last_checkpoint), _weights(resumed.last_checkpoint))
+    _assert_identical(
+        _weights(full.last_checkpoint, "ema.safetensors"), _weights(resumed.last_checkpoint, "ema.safetensors")
+    )
+    assert full.metrics == resumed.metrics
+    # The weights moved after the resume point, so the equality above compares something.
+    assert not torch.equal(_weights(middle)["head.fc.weight"], _weights(full.last_checkpoint)["head.fc.weight"])
+
+
+def test_best_and_last_checkpoints_and_logs(tmp_path):
+    data = tiny_images()
+    result = fit(tiny_config(str(tmp_path), "--run_name", "r"), train_set=data, eval_set=data)
+    links = tmp_path / "r" / "checkpoints"
+    assert (links / "last").resolve() == result.last_checkpoint
+    best_meta = read_meta(resolve_checkpoint(tmp_path / "r"))
+    assert (
+        best_meta["best_value"]
+        == result.best_value
+        == max(r["top1"] for r in map(json.loads, result.metrics_path.read_text().splitlines()) if r["kind"] == "eval")
+    )
+    records = [json.loads(line) for line in result.metrics_path.read_text().splitlines()]
+    assert [r["step"] for r in records if r["kind"] == "train"] == list(range(1, 13))
+    assert result.plot_path.stat().st_size > 1000
+    assert not list(links.glob(".*tmp"))  # no temporary directories left behind
+    assert (tmp_path / "r" / "config.yaml").read_text().count("bixt_ti_l64_p16s4") == 1
+
+
+def test_nan_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
+    real_loss = engine_train.compute_loss
+    calls = {"n": 0}
+
+    def loss_with_nan_at_step_5(*args, **kwargs):
+        loss = real_loss(*args, **kwargs)
+        calls["n"] += 1
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(engine_train, "compute_loss", loss_with_nan_at_step_5)
+    data = tiny_images()
+    config = tiny_config(str(tmp_path), "--run_name", "nan", "--checkpoint_every_steps", "2")
+    with pytest.raises(NonFiniteLossError) as error:
+        fit(config, train_set=data, eval_set=data)
+    message = str(error.value)
+    assert "non-finite loss" in message and "at step 5 " in message and "step-00000004" in message
+    kept = resolve_checkpoint(tmp_path / "nan", prefer="last")
+    assert kept.name == "step-00000004" and read_meta(kept)["step"] == 4
+    assert torch.isfinite(torch.cat([w.flatten() for w in _weights(kept).values()])).all()
+
+
+def test_config_errors_are_caught_before_training(tmp_path):
+    data = tiny_images()
+    out = tmp_path / "runs"
+    with pytest.raises(ConfigError, match="unknown model 'bixt_nonexistent'"):
+        fit(tiny_config(str(out), "--model.name", "bixt_nonexistent"), train_set=data, eval_set=data)
+    with pytest.raises(ConfigError, match=r"unknown option.*valid options"):
+        fit(tiny_config(str(out), "--model.options", "{embed_dimm: 8}"), train_set=data, eval_set=data)
+    with pytest.raises(ConfigError, match="not divisible"):
+        fit(tiny_config(str(out), "--batch_size", "9", "--grad_accum_steps", "2"), train_set=data, eval_set=data)
+    with pytest.raises(ConfigError, match="bixt data fetch fashion-mnist"):
+        fit(tiny_config(str(out), "--data.name", "fashion-mnist", "--data.cache_dir", str(tmp_path / "empty")))
+    with pytest.raises(ConfigError, match="smaller than one global batch"):
+        fit(tiny_config(str(out), "--batch_size", "64"), train_set=data, eval_set=data)
+    assert not out.exists()  # nothing was written: every check ran before the run directory was made
+
+
+_KILLED_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F401 (autouse fixture)
+from bixt.engine.run import fit
+
+class Stalling(type(tiny_images())):
+    # After three steps' worth of items (batch 8) the data loader hangs, as a run would when killed mid-epoch.
+    fetched = 0
+    def __getitem__(self, index):
+        Stalling.fetched += 1
+        if Stalling.fetched > 3 * 8:
+            time.sleep(3600)
+        return super().__getitem__(index)
+
+data = tiny_images()
+fit(tiny_config({out!r}, "--run_name", "killed", "--checkpoint_every_steps", "1"),
+    train_set=Stalling(*data.tensors), eval_set=data)
+"""
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(_KILLED_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    process = subprocess.Popen([sys.executable, str(script)])
+    last = tmp_path / "killed" / "checkpoints" / "last"
+    deadline = time.time() + 300
+    try:
+        while not (last.exists() and last.resolve().name == "step-00000003"):
+            assert process.poll() is None, "the training process ended before it was killed"
+            assert time.time() < deadline, "no checkpoint of step 3 within 5 minutes"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    data = tiny_images()
+    resumed = fit(tiny_config(str(tmp_path), "--resume", str(tmp_path / "killed")), train_set=data, eval_set=data)
+    assert resumed.run_dir == tmp_path / "killed"  # resuming a run directory continues it in place
+    reference = fit(tiny_config(str(tmp_path), "--run_name", "reference"), train_set=data, eval_set=data)
+    _assert_identical(_weights(resumed.last_checkpoint), _weights(reference.last_checkpoint))
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 12 and 3 in steps
