@@ -14,8 +14,11 @@ from bixt.models import (
     list_models,
     register_model,
 )
+from bixt.timm_interop import register_if_timm_available
 
 __version__ = "0.1.0"
+
+register_if_timm_available()
 
 __all__ = [
     "BiXT",

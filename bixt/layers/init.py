@@ -25,12 +25,16 @@ def lecun_normal_(weight: torch.Tensor) -> torch.Tensor:
 
 
 def init_latents_(latents: torch.Tensor) -> torch.Tensor:
+    if latents.is_meta:
+        return latents
     return nn.init.trunc_normal_(latents, std=0.02, a=-2.0, b=2.0)
 
 
 def init_weights_jax(model: nn.Module) -> None:
     """Initialise every Linear and Conv2d of `model` in place (latents are the caller's, see `init_latents_`)."""
     for name, module in model.named_modules():
+        if isinstance(module, nn.Linear | nn.Conv2d) and module.weight.is_meta:
+            continue  # a shapes-only model (cost counting) has no values to set, and random fills on meta are slow
         is_head = name == "head" or name.startswith("head.") or ".head." in name
         if isinstance(module, nn.Linear):
             if is_head:
