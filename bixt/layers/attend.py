@@ -6,14 +6,19 @@ Legend for every shape in this package:
 
 BiXT's bi-directional cross-attention computes one similarity matrix A = R_lat R_tok^T / sqrt(d) per head and uses it
 twice: softmax over the tokens (each latent gathers from the tokens) and softmax over the latents (each token gathers
-from the latents). Two interchangeable implementations exist:
+from the latents). Three interchangeable implementations exist:
 
 - ``explicit``: materialises A and both softmaxes; the reference, and the only path that can return attention maps.
 - ``fused``: two calls of ``scaled_dot_product_attention``, one per direction; no (b, h, m, n) tensor is kept for the
   backward pass, at the price of computing A twice.
+- ``chunked``: tokens in chunks, each similarity tile computed once and used by both directions (online softmax over
+  the tokens), a backward pass that recomputes the tiles (`attend_chunked.py`); memory O(b h (m + n)) beyond inputs
+  and outputs. No attention dropout.
 
-``auto`` (the default) picks ``fused``. The choice is global: ``set_attention_path``, the ``attention_path`` context
-manager, or the environment variable ``BIXT_ATTN``.
+``auto`` (the default) picks ``fused``: on CPU, PyTorch's flash-attention kernel already keeps memory linear in n and
+beats the chunked path's eager elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the
+``attention_path`` context manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs
+``explicit``.
 """
 
 from __future__ import annotations
@@ -27,8 +32,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-AttentionPath = Literal["auto", "explicit", "fused"]
-ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused")
+from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
+
+AttentionPath = Literal["auto", "explicit", "fused", "chunked"]
+ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked")
 
 _forced_path: str | None = None
 
@@ -64,9 +71,15 @@ def attention_path(path: AttentionPath) -> Iterator[None]:
         _forced_path = previous
 
 
-def _resolve(need_maps: bool) -> str:
+def _resolve(need_maps: bool, dropout_p: float) -> str:
     path = get_attention_path()
-    return "explicit" if need_maps or path == "explicit" else "fused"
+    if need_maps or path == "explicit":
+        return "explicit"
+    if path == "chunked":
+        if dropout_p > 0:
+            raise ValueError(f"the chunked attention path has no attention dropout, got dropout_p={dropout_p}")
+        return "chunked"
+    return "fused"
 
 
 @dataclass
@@ -104,7 +117,13 @@ def bidirectional_attend(
     Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
     """
     key_mask = _key_mask(token_mask)
-    if _resolve(return_maps) == "fused":
+    path = _resolve(return_maps, dropout_p)
+    if path == "chunked":
+        latents_out, tokens_out = chunked_bidirectional_attend(
+            r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
+        )
+        maps = None
+    elif path == "fused":
         latents_out = F.scaled_dot_product_attention(
             r_latents, r_tokens, v_tokens, attn_mask=key_mask, dropout_p=dropout_p
         )
@@ -139,7 +158,10 @@ def attend(
     Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
     """
     mask = _key_mask(key_mask)
-    if _resolve(return_maps) == "fused":
+    path = _resolve(return_maps, dropout_p)
+    if path == "chunked":
+        return chunked_attend(q, k, v, key_mask=key_mask), None
+    if path == "fused":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
     sim = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
     if mask is not None:

@@ -1,0 +1,159 @@
+"""Every attention path agrees with the explicit reference, in float64, with padding masks and gradients."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bixt.layers.attend import (
+    ATTENTION_PATHS,
+    attend,
+    attention_path,
+    bidirectional_attend,
+    get_attention_path,
+    set_attention_path,
+)
+from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
+
+FAST_PATHS = [p for p in ATTENTION_PATHS if p not in ("auto", "explicit")]
+
+
+def _inputs(b: int, h: int, m: int, n: int, d: int, latent_batch: int | None = None, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    lb = b if latent_batch is None else latent_batch
+
+    def rand(*shape: int) -> torch.Tensor:
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * 2).requires_grad_()
+
+    return rand(lb, h, m, d), rand(lb, h, m, d), rand(b, h, n, d), rand(b, h, n, d)
+
+
+def _mask(b: int, n: int, seed: int = 1) -> torch.Tensor:
+    # ragged lengths from 1 to n real tokens, padding at the end
+    lengths = torch.randint(1, n + 1, (b,), generator=torch.Generator().manual_seed(seed))
+    lengths[0] = 1
+    return torch.arange(n)[None, :] < lengths[:, None]
+
+
+def _bidirectional(path: str, inputs, mask):
+    with attention_path(path):
+        lat, tok, _ = bidirectional_attend(*inputs, token_mask=mask)
+    # weight the outputs so that every output element matters for the gradients
+    gen = torch.Generator().manual_seed(7)
+    loss = (lat * torch.randn(lat.shape, generator=gen, dtype=lat.dtype)).sum() + (
+        tok * torch.randn(tok.shape, generator=gen, dtype=tok.dtype)
+    ).sum()
+    grads = torch.autograd.grad(loss, inputs)
+    return lat, tok, grads
+
+
+@pytest.mark.parametrize("path", FAST_PATHS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("latent_batch", [None, 1])
+def test_bidirectional_paths_match_explicit(path: str, masked: bool, latent_batch: int | None) -> None:
+    b, h, m, n, d = 3, 2, 5, 37, 8
+    inputs = _inputs(b, h, m, n, d, latent_batch)
+    mask = _mask(b, n) if masked else None
+    ref = _bidirectional("explicit", inputs, mask)
+    got = _bidirectional(path, inputs, mask)
+    for name, r, g in zip(("latents", "tokens"), ref[:2], got[:2], strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10, msg=f"{path} {name} output differs")
+    for i, (r, g) in enumerate(zip(ref[2], got[2], strict=True)):
+        assert g.shape == r.shape
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10, msg=f"{path} gradient of input {i} differs")
+    if masked:
+        assert (got[1][~mask[:, None, :, None].expand_as(got[1])] == 0).all(), "padded tokens must get no update"
+
+
+@pytest.mark.parametrize("path", FAST_PATHS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_one_sided_attend_paths_match_explicit(path: str, masked: bool) -> None:
+    b, h, i, j, d = 2, 3, 4, 29, 8
+    q, _, k, v = _inputs(b, h, i, j, d, seed=3)
+    mask = _mask(b, j, seed=4) if masked else None
+    results = {}
+    for p in ("explicit", path):
+        with attention_path(p):
+            out, _ = attend(q, k, v, key_mask=mask)
+        weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(5), dtype=out.dtype)
+        results[p] = (out, torch.autograd.grad((out * weights).sum(), (q, k, v)))
+    torch.testing.assert_close(results[path][0], results["explicit"][0], rtol=1e-10, atol=1e-10)
+    for r, g in zip(results["explicit"][1], results[path][1], strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
+    if masked:  # padded keys receive no gradient
+        assert (results[path][1][1][~mask[:, None, :, None].expand(b, h, j, d)] == 0).all()
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 37, 100])
+def test_chunk_size_does_not_change_the_result(chunk_size: int) -> None:
+    inputs = _inputs(2, 2, 4, 37, 8, seed=9)
+    mask = _mask(2, 37, seed=10)
+    ref_lat, ref_tok = chunked_bidirectional_attend(*inputs, token_mask=mask, chunk_size=37)
+    lat, tok = chunked_bidirectional_attend(*inputs, token_mask=mask, chunk_size=chunk_size)
+    torch.testing.assert_close(lat, ref_lat, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(tok, ref_tok, rtol=1e-12, atol=1e-12)
+
+
+def test_chunked_gradcheck() -> None:
+    # Finite differences against the hand-written backward, including a chunk that holds only padding.
+    inputs = _inputs(2, 1, 3, 7, 4, seed=11)
+    mask = torch.tensor([[True, True, False, False, False, False, False], [True] * 7])
+    assert torch.autograd.gradcheck(
+        lambda *x: chunked_bidirectional_attend(*x, token_mask=mask, chunk_size=2), inputs, eps=1e-6, atol=1e-6
+    )
+    q, _, k, v = inputs
+    assert torch.autograd.gradcheck(lambda *x: chunked_attend(*x, key_mask=mask, chunk_size=3), (q, k, v))
+
+
+def test_chunked_large_logits_are_stable() -> None:
+    # Similarities in the hundreds: a naive exp would overflow; the online softmax must not.
+    r_lat, v_lat, r_tok, v_tok = (t.detach() * 40 for t in _inputs(1, 1, 3, 50, 8, seed=12))
+    lat, tok = chunked_bidirectional_attend(r_lat, v_lat, r_tok, v_tok, chunk_size=7)
+    with attention_path("explicit"):
+        ref_lat, ref_tok, _ = bidirectional_attend(r_lat, v_lat, r_tok, v_tok)
+    assert torch.isfinite(lat).all() and torch.isfinite(tok).all()
+    torch.testing.assert_close(lat, ref_lat)
+    torch.testing.assert_close(tok, ref_tok)
+
+
+def test_float32_chunked_close_to_explicit_in_a_model_layer() -> None:
+    from bixt.layers.attention import BiCrossAttention
+
+    torch.manual_seed(0)
+    layer = BiCrossAttention(32, 32, num_heads=4)
+    latents, tokens = torch.randn(1, 6, 32), torch.randn(3, 50, 32)  # latents shared over the batch
+    outs = {}
+    for p in ("explicit", "chunked"):
+        with attention_path(p):
+            lat, tok, _ = layer(latents, tokens)
+        (lat.square().sum() + tok.square().sum()).backward()
+        outs[p] = (lat, tok, layer.rv_latents.weight.grad.clone(), layer.rv_tokens.weight.grad.clone())
+        layer.zero_grad()
+    for r, g in zip(outs["explicit"], outs["chunked"], strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5)
+
+
+def test_path_switch_from_python_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIXT_ATTN", "chunked")
+    assert get_attention_path() == "chunked"
+    with attention_path("explicit"):
+        assert get_attention_path() == "explicit"
+    assert get_attention_path() == "chunked"
+    set_attention_path("fused")
+    try:
+        assert get_attention_path() == "fused"
+    finally:
+        set_attention_path(None)
+    monkeypatch.setenv("BIXT_ATTN", "sparse")
+    with pytest.raises(ValueError, match="attention path"):
+        get_attention_path()
+
+
+def test_chunked_rejects_dropout_and_bad_input() -> None:
+    inputs = _inputs(1, 1, 2, 5, 4)
+    with attention_path("chunked"), pytest.raises(ValueError, match="dropout"):
+        bidirectional_attend(*inputs, dropout_p=0.1)
+    with pytest.raises(ValueError, match="token_mask"):
+        chunked_bidirectional_attend(*inputs, token_mask=torch.ones(1, 5))
+    with pytest.raises(ValueError, match="chunk_size"):
+        chunked_bidirectional_attend(*inputs, chunk_size=0)
