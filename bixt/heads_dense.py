@@ -184,7 +184,7 @@ class PartSegmentationHead(nn.Module):
             raise TypeError(f"object categories must be integer indices, got {category.dtype}")
         if category.shape != (batch_size,):
             raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
-        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
+        if not category.is_meta and (int(category.min()) < 0 or int(category.max()) >= self.num_categories):
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 import bixt
+from bixt.bench.cost import count_cost
 from bixt.heads_dense import PartSegmentationHead, RetrievalPairHead
 from bixt.layers.pos_embed import fourier_features, grid_coordinates, sinusoidal_features_1d
 from bixt.models.sequence import SequenceClassifier, SequenceConfig
@@ -229,3 +230,19 @@ def test_part_segmentation_head_without_categories() -> None:
     assert out.shape == (2, 5, 4)
     with pytest.raises(ValueError, match="no category embedding"):
         head(torch.randn(2, 5, 8), torch.randn(2, 3, 8), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize(
+    "name", ["bixt_lra_retrieval", "transformer_lra_text", "bixt_points_cls", "bixt_points_partseg"]
+)
+def test_cost_counts_on_the_meta_device_match_real_tensors(name: str) -> None:
+    """`bixt models --flops` builds models on the meta device (shapes only): value checks must not block it."""
+    torch.manual_seed(0)
+    model = bixt.create_model(name)
+    with torch.device("meta"):
+        meta = bixt.create_model(name)
+    real_inputs, meta_inputs = model.example_input(), meta.example_input()
+    real_inputs = real_inputs if isinstance(real_inputs, tuple) else (real_inputs,)
+    meta_inputs = meta_inputs if isinstance(meta_inputs, tuple) else (meta_inputs,)
+    assert meta_inputs[0].is_meta
+    assert count_cost(meta, *meta_inputs) == count_cost(model, *real_inputs)

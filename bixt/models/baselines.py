@@ -91,7 +91,7 @@ class IterativeEncoder(nn.Module):
         self.depth, self.self_per_cross = depth, self_per_cross
         self.grad_checkpointing = False
         self.latents = nn.Parameter(init_latents_(torch.empty(1, num_latents, dim)))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
         common = dict(
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,

@@ -51,7 +51,7 @@ class TransformerEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.grad_checkpointing = False
-        rates = torch.linspace(0, drop_path_rate, depth).tolist()
+        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
         self.blocks = nn.ModuleList(
             LatentSelfBlock(
                 dim,

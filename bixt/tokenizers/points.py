@@ -27,7 +27,7 @@ def check_points(points: torch.Tensor, num_channels: int, mask: torch.Tensor | N
         raise TypeError(f"expected float point coordinates, got {got}")
     if points.ndim != 3 or points.shape[-1] != num_channels or points.shape[1] == 0:
         raise ValueError(f"expected points of shape (batch, points, {num_channels}), got {tuple(points.shape)}")
-    if not torch.isfinite(points).all():
+    if not points.is_meta and not torch.isfinite(points).all():  # meta: shapes only (cost counting), no values
         raise ValueError("point coordinates/features contain NaN or infinite values")
     if mask is not None and (mask.dtype != torch.bool or mask.shape != points.shape[:2]):
         raise ValueError(
@@ -127,8 +127,10 @@ class GroupedPointTokenizer(nn.Module):
     def min_points(self) -> int:
         return max(self.num_groups, self.group_size)
 
-    def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
-        check_points(points, self.coord_dims + self.in_features, mask)
+    def check_enough_points(self, points: torch.Tensor, mask: torch.Tensor | None) -> None:
+        """Raise ValueError naming the clouds with fewer than `min_points` real points."""
+        if points.shape[1] >= self.min_points and (mask is None or mask.is_meta):
+            return  # enough points, or a shapes-only (meta) mask whose values are unknown
         num_real = mask.sum(1) if mask is not None else torch.full((points.shape[0],), points.shape[1])
         short = (num_real < self.min_points).nonzero().flatten()
         if short.numel():
@@ -137,6 +139,10 @@ class GroupedPointTokenizer(nn.Module):
                 f"(num_groups={self.num_groups}, group_size={self.group_size}); samples {short.tolist()} have "
                 f"{num_real[short].tolist()}"
             )
+
+    def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
+        check_points(points, self.coord_dims + self.in_features, mask)
+        self.check_enough_points(points, mask)
         coords = points[..., : self.coord_dims]
         batch = torch.arange(points.shape[0], device=points.device)
         centre_idx = farthest_point_sample(coords, self.num_groups, mask)  # (b, g)
