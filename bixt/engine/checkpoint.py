@@ -95,6 +95,9 @@ def save_checkpoint(
     name = f"step-{progress.step:08d}"
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=directory))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is as shareable as any directory
         model.save_pretrained(tmp)
         if ema is not None:
             save_file({k: v.detach().contiguous() for k, v in ema.module.state_dict().items()}, tmp / EMA_NAME)
