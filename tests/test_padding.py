@@ -16,14 +16,14 @@ from torch import nn
 
 import bixt
 from bixt.data.collate import collate_padded
-from bixt.layers.attend import attention_path
+from bixt.layers.attend import ATTENTION_PATHS, attention_path
 from bixt.layers.sequential import SequentialCrossBlock
 from bixt.models.baselines import IterativeEncoder
 from bixt.models.encoder import BiXTEncoder
 from bixt.models.transformer import TransformerEncoder
 
 DIM, HEADS = 16, 2
-PATHS = ("explicit", "fused")
+PATHS = tuple(p for p in ATTENTION_PATHS if p != "auto")  # explicit, fused and any faster path (chunked)
 
 
 def small_encoder(kind: str) -> nn.Module:
@@ -79,6 +79,22 @@ def test_appended_padding_changes_nothing(kind: str, path: str, lengths: list[in
     torch.testing.assert_close(tok_long[:, :width][real], tok_short[real], rtol=1e-10, atol=1e-10)
     if lat_long is not None:
         torch.testing.assert_close(lat_long, lat_short, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["bixt", "perceiver", "transformer"])
+@pytest.mark.parametrize("path", PATHS)
+def test_padding_that_spans_several_chunks(kind: str, path: str) -> None:
+    """Lengths beyond one chunk of the chunked path (>= 64 tokens): real lengths 70 and 130, 90 more padded."""
+    encoder = small_encoder(kind)
+    tokens = torch.randn(2, 220, DIM, dtype=torch.float64)
+    mask = torch.arange(220)[None] < torch.tensor([[70], [130]])
+    with attention_path(path), torch.no_grad():
+        lat_long, tok_long = run(encoder, tokens, mask)
+        for i, n in enumerate((70, 130)):
+            lat_alone, tok_alone = run(encoder, tokens[i : i + 1, :n], None)
+            torch.testing.assert_close(tok_long[i, :n], tok_alone[0], rtol=1e-10, atol=1e-10)
+            if lat_alone is not None:
+                torch.testing.assert_close(lat_long[i], lat_alone[0], rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("path", PATHS)
