@@ -246,3 +246,27 @@ def test_cost_counts_on_the_meta_device_match_real_tensors(name: str) -> None:
     meta_inputs = meta_inputs if isinstance(meta_inputs, tuple) else (meta_inputs,)
     assert meta_inputs[0].is_meta
     assert count_cost(meta, *meta_inputs) == count_cost(model, *real_inputs)
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [
+        ("vit_ti_p16", dict(img_size=32, depth=2)),
+        ("sequential_ti_l64_p16", dict(img_size=32, depth=2)),
+        ("bixt_lra_listops", dict(depth=2)),
+        ("transformer_lra_retrieval", dict(depth=2)),
+        ("bixt_points_cls", dict(depth=2, num_points=64, num_groups=8, group_size=8)),
+        ("bixt_points_partseg", dict(depth=2, num_points=64)),
+        ("bixt_ti_l64_d13_p16_seg_fpn", dict(img_size=32, depth=4)),
+    ],
+)
+def test_save_and_load_every_task_architecture(name: str, overrides: dict, tmp_path) -> None:
+    torch.manual_seed(0)
+    model = wake_heads(bixt.create_model(name, **overrides))
+    inputs = model.example_input(2)
+    inputs = inputs if isinstance(inputs, tuple) else (inputs,)
+    inputs = tuple(x.double() if x.is_floating_point() else x for x in inputs)
+    loaded = bixt.from_pretrained(model.float().save_pretrained(tmp_path / name)).double().eval()
+    assert type(loaded) is type(model) and loaded.config == model.config
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(*inputs), model.double()(*inputs))
