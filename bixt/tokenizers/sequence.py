@@ -56,7 +56,7 @@ class SequenceTokenizer(nn.Module):
 
     def check_input(self, ids: torch.Tensor) -> None:
         """Raise TypeError/ValueError unless ids is a (b, L) integer tensor of valid ids with L <= max_length."""
-        if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype in (torch.bool,):
+        if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
             got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise TypeError(f"expected integer token ids (int64), got {got}")
         if ids.ndim != 2 or ids.shape[1] == 0:
