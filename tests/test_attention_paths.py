@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 
@@ -15,7 +20,8 @@ from bixt.layers.attend import (
 )
 from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
 
-FAST_PATHS = [p for p in ATTENTION_PATHS if p not in ("auto", "explicit")]
+# triton is checked apart, in a process of its own (below)
+FAST_PATHS = [p for p in ATTENTION_PATHS if p not in ("auto", "explicit", "triton")]
 
 
 def _inputs(b: int, h: int, m: int, n: int, d: int, latent_batch: int | None = None, seed: int = 0):
@@ -157,3 +163,39 @@ def test_chunked_rejects_dropout_and_bad_input() -> None:
         chunked_bidirectional_attend(*inputs, token_mask=torch.ones(1, 5))
     with pytest.raises(ValueError, match="chunk_size"):
         chunked_bidirectional_attend(*inputs, chunk_size=0)
+
+
+_TRITON_CHECK = textwrap.dedent(
+    """
+    import torch
+    from bixt.layers.attend import attend, attention_path, bidirectional_attend
+
+    gen = torch.Generator().manual_seed(0)
+    b, h, m, n, d = 2, 2, 5, 150, 8  # 150 tokens: three blocks of the kernel's 64, the last one partial
+    def rand(*shape):
+        return (torch.randn(*shape, generator=gen, dtype=torch.float64) * 2).requires_grad_()
+    inputs = [rand(1, h, m, d), rand(1, h, m, d), rand(b, h, n, d), rand(b, h, n, d)]  # latents shared
+    mask = torch.arange(n)[None, :] < torch.tensor([[70], [n]])  # sample 0: the last block is all padding
+    weights = [torch.randn(b, h, m, d, generator=gen, dtype=torch.float64),
+               torch.randn(b, h, n, d, generator=gen, dtype=torch.float64)]
+    results = {}
+    for path in ("explicit", "triton"):
+        with attention_path(path):
+            lat, tok, _ = bidirectional_attend(*inputs, token_mask=mask)
+            one, _ = attend(inputs[0], inputs[2], inputs[3], key_mask=mask)
+        loss = (lat * weights[0]).sum() + (tok * weights[1]).sum() + (one * weights[0]).sum()
+        results[path] = [lat, tok, one, *torch.autograd.grad(loss, inputs)]
+    for ref, got in zip(results["explicit"], results["triton"], strict=True):
+        torch.testing.assert_close(got, ref, rtol=1e-9, atol=1e-10)
+    print("triton ok")
+    """
+)
+
+
+def test_triton_path_matches_explicit_under_interpreter() -> None:
+    # Triton decides at import whether it interprets, so the check runs in a fresh process with TRITON_INTERPRET=1.
+    pytest.importorskip("triton")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    done = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "triton ok" in done.stdout

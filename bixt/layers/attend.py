@@ -6,7 +6,7 @@ Legend for every shape in this package:
 
 BiXT's bi-directional cross-attention computes one similarity matrix A = R_lat R_tok^T / sqrt(d) per head and uses it
 twice: softmax over the tokens (each latent gathers from the tokens) and softmax over the latents (each token gathers
-from the latents). Three interchangeable implementations exist:
+from the latents). Four interchangeable implementations exist:
 
 - ``explicit``: materialises A and both softmaxes; the reference, and the only path that can return attention maps.
 - ``fused``: two calls of ``scaled_dot_product_attention``, one per direction; no (b, h, m, n) tensor is kept for the
@@ -14,6 +14,8 @@ from the latents). Three interchangeable implementations exist:
 - ``chunked``: tokens in chunks, each similarity tile computed once and used by both directions (online softmax over
   the tokens), a backward pass that recomputes the tiles (`attend_chunked.py`); memory O(b h (m + n)) beyond inputs
   and outputs. No attention dropout.
+- ``triton``: a Triton kernel computing each similarity tile once for both directions (`attend_triton.py`), with the
+  chunked path's backward; CUDA, or CPU under ``TRITON_INTERPRET=1`` for checks. No attention dropout.
 
 ``auto`` (the default) picks ``fused``: on CPU, PyTorch's flash-attention kernel already keeps memory linear in n and
 beats the chunked path's eager elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the
@@ -34,8 +36,8 @@ import torch.nn.functional as F
 
 from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
 
-AttentionPath = Literal["auto", "explicit", "fused", "chunked"]
-ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked")
+AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
+ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked", "triton")
 
 _forced_path: str | None = None
 
@@ -75,10 +77,10 @@ def _resolve(need_maps: bool, dropout_p: float) -> str:
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
-    if path == "chunked":
+    if path in ("chunked", "triton"):
         if dropout_p > 0:
-            raise ValueError(f"the chunked attention path has no attention dropout, got dropout_p={dropout_p}")
-        return "chunked"
+            raise ValueError(f"the {path} attention path has no attention dropout, got dropout_p={dropout_p}")
+        return path
     return "fused"
 
 
@@ -123,6 +125,13 @@ def bidirectional_attend(
             r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
         )
         maps = None
+    elif path == "triton":
+        from bixt.layers.attend_triton import triton_bidirectional_attend  # triton is optional: import on use
+
+        latents_out, tokens_out = triton_bidirectional_attend(
+            r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
+        )
+        maps = None
     elif path == "fused":
         latents_out = F.scaled_dot_product_attention(
             r_latents, r_tokens, v_tokens, attn_mask=key_mask, dropout_p=dropout_p
@@ -161,6 +170,10 @@ def attend(
     path = _resolve(return_maps, dropout_p)
     if path == "chunked":
         return chunked_attend(q, k, v, key_mask=key_mask), None
+    if path == "triton":
+        from bixt.layers.attend_triton import triton_attend
+
+        return triton_attend(q, k, v, key_mask=key_mask), None
     if path == "fused":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
     sim = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
