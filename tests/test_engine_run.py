@@ -161,3 +161,29 @@ def test_killed_run_resumes_from_its_last_checkpoint(tmp_path):
     _assert_identical(_weights(resumed.last_checkpoint), _weights(reference.last_checkpoint))
     steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert steps[-1] == 12 and 3 in steps
+
+
+@pytest.mark.network_data
+def test_bixt_eval_reproduces_the_logged_figures(tmp_path, capsys):
+    from bixt.cli import main as cli_main
+    from bixt.data import is_fetched
+    from bixt.engine.evaluation import evaluate_checkpoint
+
+    if not is_fetched("fashion-mnist"):
+        pytest.skip("fashion-mnist is not fetched (run `bixt data fetch fashion-mnist`)")
+    argv = [
+        "-c", str(Path(__file__).parent.parent / "configs" / "fashion-mnist.yaml"),
+        "--model.options", "{img_size: 28, in_chans: 1, num_classes: 10, embed_dim: 16, depth: 1, num_heads: 2}",
+        "--data.train_limit", "64", "--data.eval_limit", "50", "--batch_size", "16", "--schedule.epochs", "1",
+        "--threads", "1", "--progress", "false", "--output_dir", str(tmp_path), "--run_name", "fm",
+    ]  # fmt: skip
+    assert cli_main(["train", *argv]) == 0
+    report = evaluate_checkpoint(tmp_path / "fm")
+    assert report.num_items == 50 and report.step == 4
+    assert report.logged and report.metrics.keys() == report.logged.keys()
+    for key, value in report.metrics.items():
+        assert value == pytest.approx(report.logged[key], abs=1e-9), key
+    capsys.readouterr()
+    assert cli_main(["eval", str(tmp_path / "fm")]) == 0
+    out = capsys.readouterr().out
+    assert f"top1             {report.metrics['top1']:.4f}   (logged at this step: {report.logged['top1']:.4f})" in out
