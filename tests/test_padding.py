@@ -8,6 +8,8 @@ sequence and point models.
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -16,14 +18,32 @@ from torch import nn
 
 import bixt
 from bixt.data.collate import collate_padded
-from bixt.layers.attend import ATTENTION_PATHS, attention_path
+from bixt.layers.attend import ATTENTION_PATHS, attend, attention_path
 from bixt.layers.sequential import SequentialCrossBlock
 from bixt.models.baselines import IterativeEncoder
 from bixt.models.encoder import BiXTEncoder
 from bixt.models.transformer import TransformerEncoder
 
 DIM, HEADS = 16, 2
-PATHS = tuple(p for p in ATTENTION_PATHS if p != "auto")  # explicit, fused and any faster path (chunked)
+PATHS = tuple(p for p in ATTENTION_PATHS if p != "auto")  # explicit, fused and every faster path
+
+
+@functools.cache
+def path_unavailable(path: str) -> str | None:
+    """Why `path` cannot run on this machine (e.g. a GPU-only kernel on CPU), or None when it can."""
+    q = torch.randn(1, 1, 2, 4, dtype=torch.float64)
+    try:
+        with attention_path(path):
+            attend(q, q, q)
+    except RuntimeError as error:
+        return str(error)
+    return None
+
+
+def require(path: str) -> None:
+    reason = path_unavailable(path)
+    if reason is not None:
+        pytest.skip(f"attention path {path!r} unavailable here: {reason}")
 
 
 def small_encoder(kind: str) -> nn.Module:
@@ -62,6 +82,7 @@ ENCODERS = ("bixt", "bixt_one_sided", "sequential", "perceiver", "transformer")
     seed=st.integers(min_value=0, max_value=2**16),
 )
 def test_appended_padding_changes_nothing(kind: str, path: str, lengths: list[int], extra: int, seed: int) -> None:
+    require(path)
     encoder = small_encoder(kind)
     gen = torch.Generator().manual_seed(seed)
     width = max(lengths)
@@ -85,6 +106,7 @@ def test_appended_padding_changes_nothing(kind: str, path: str, lengths: list[in
 @pytest.mark.parametrize("path", PATHS)
 def test_padding_that_spans_several_chunks(kind: str, path: str) -> None:
     """Lengths beyond one chunk of the chunked path (>= 64 tokens): real lengths 70 and 130, 90 more padded."""
+    require(path)
     encoder = small_encoder(kind)
     tokens = torch.randn(2, 220, DIM, dtype=torch.float64)
     mask = torch.arange(220)[None] < torch.tensor([[70], [130]])
@@ -100,6 +122,7 @@ def test_padding_that_spans_several_chunks(kind: str, path: str) -> None:
 @pytest.mark.parametrize("path", PATHS)
 def test_padded_tokens_receive_nothing_from_the_latents(path: str) -> None:
     """A padded token gathers nothing: its attention output is zero, so its update is the output projection's bias."""
+    require(path)
     encoder = small_encoder("bixt")
     block = encoder.layers[0].cross_block
     tokens = torch.randn(2, 5, DIM, dtype=torch.float64)
@@ -132,6 +155,7 @@ def wake_heads(model: nn.Module) -> nn.Module:
 @pytest.mark.parametrize("name", ["bixt_lra_listops", "transformer_lra_listops"])
 @pytest.mark.parametrize("path", PATHS)
 def test_sequence_model_logits_ignore_appended_padding(name: str, path: str) -> None:
+    require(path)
     model = wake_heads(bixt.create_model(name))
     ids = torch.randint(1, 16, (3, 40))
     ids[1, 25:] = 0
