@@ -113,6 +113,8 @@ def test_unknown_key_lists_valid_keys(tmp_path):
     assert all(key in message for key in valid_keys())
     with pytest.raises(ConfigError, match="valid keys"):
         parse_config(["--batch_sise", "8"])
+    with pytest.raises(ConfigError, match="did you mean: batch_size"):
+        parse_config(["--batch_sise", "8"])
 
 
 def test_ill_typed_value_is_rejected():

@@ -145,8 +145,9 @@ def _explain(error: Exception) -> ConfigError:
     hint = ""
     # jsonargparse names an unknown nested key as "Group 'optim' does not accept option 'lrr'"
     unknown = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", message)
-    top_level = re.search(r"Option '([\w.]+)' is not accepted", message)
-    name = f"{unknown[1]}.{unknown[2]}" if unknown else top_level[1] if top_level else None
+    # ... or "Option 'batchsize' is not accepted" (a recipe), or "unrecognized arguments: --optim.lrr 3" (a flag)
+    other = re.search(r"Option '([\w.]+)' is not accepted", message) or re.search(r"arguments: --([\w.]+)", message)
+    name = f"{unknown[1]}.{unknown[2]}" if unknown else other[1] if other else None
     if name:
         close = difflib.get_close_matches(name, keys, n=3)
         hint = f"\ndid you mean: {', '.join(close)}?" if close else ""
