@@ -54,6 +54,13 @@ def _finite(x: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(x), x, torch.zeros_like(x))
 
 
+def _chunk(tokens: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+    # Head-split projections arrive as strided views of (b, n, h*d); a contiguous (b, h, c, d) copy of the chunk makes
+    # a plain batched-matmul operand (b and h collapse into one batch stride; CPU bmm copies per matrix otherwise).
+    # Copying per chunk, not the whole input, keeps one copy of the tokens' projections alive, not two.
+    return tokens[:, :, start:stop].contiguous()
+
+
 class _ChunkedCrossAttention(torch.autograd.Function):
     """Both directions (or only the latent one) of cross-attention between m queries and n chunked tokens.
 
@@ -64,10 +71,6 @@ class _ChunkedCrossAttention(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, r_lat, v_lat, r_tok, v_tok, token_mask, chunk, bidirectional):
-        # Head-split projections arrive as strided views; contiguous (b, h, n, d) copies make every chunk a plain
-        # batched matmul operand (batch dims b, h collapse into one stride), which CPU bmm needs to avoid per-matrix
-        # copies. Saving the copies frees the projection outputs, so memory stays the same.
-        r_tok, v_tok = r_tok.contiguous(), v_tok.contiguous()
         v_lat = None if v_lat is None else v_lat.contiguous()
         b, h, m, d = r_lat.shape
         n = r_tok.shape[2]
@@ -83,7 +86,7 @@ class _ChunkedCrossAttention(torch.autograd.Function):
 
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            sim = (r_scaled @ r_tok[:, :, start:stop].transpose(-2, -1)).to(acc_dtype)  # (b, h, m, c)
+            sim = (r_scaled @ _chunk(r_tok, start, stop).transpose(-2, -1)).to(acc_dtype)  # (b, h, m, c)
             if bidirectional:
                 p_tok = sim.softmax(dim=-2).to(v_lat.dtype)  # over the latents: complete within the tile
                 out_tok[:, :, start:stop] = p_tok.transpose(-2, -1) @ v_lat  # (b, h, c, d)
@@ -93,7 +96,7 @@ class _ChunkedCrossAttention(torch.autograd.Function):
             rescale = torch.exp(_finite(row_max) - safe_max)
             p_lat = sim.sub_(safe_max).exp_()  # (b, h, m, c), unnormalised
             row_sum = row_sum * rescale + p_lat.sum(dim=-1, keepdim=True)
-            acc_lat = acc_lat * rescale + p_lat.to(v_tok.dtype) @ v_tok[:, :, start:stop]
+            acc_lat = acc_lat * rescale + p_lat.to(v_tok.dtype) @ _chunk(v_tok, start, stop)
             row_max = new_max
 
         out_lat = (acc_lat / row_sum).to(v_tok.dtype)  # every sample has a real token: row_sum > 0
@@ -130,7 +133,7 @@ class _ChunkedCrossAttention(torch.autograd.Function):
 
         for start in range(0, n, ctx.chunk):
             stop = min(start + ctx.chunk, n)
-            r_chunk = r_tok[:, :, start:stop].to(acc_dtype)
+            r_chunk = _chunk(r_tok, start, stop).to(acc_dtype)
             sim = r_lat_t @ r_chunk.transpose(-2, -1)  # (b, h, m, c)
             if bidirectional:
                 # token direction: P = softmax over latents, recomputed exactly from the tile
@@ -141,7 +144,8 @@ class _ChunkedCrossAttention(torch.autograd.Function):
             # latent direction: P = softmax over all tokens, from its log-normaliser
             p_lat = _masked(sim, None if key_mask is None else key_mask[..., start:stop]).sub_(lse_lat).exp_()
             d_v_tok[:, :, start:stop] = p_lat.transpose(-2, -1) @ d_out_lat
-            d_sim = (d_out_lat @ v_tok[:, :, start:stop].to(acc_dtype).transpose(-2, -1)).sub_(delta_lat).mul_(p_lat)
+            v_chunk = _chunk(v_tok, start, stop).to(acc_dtype)
+            d_sim = (d_out_lat @ v_chunk.transpose(-2, -1)).sub_(delta_lat).mul_(p_lat)
             if bidirectional:
                 d_sim += d_sim_tok
             d_r_lat += d_sim @ r_chunk
