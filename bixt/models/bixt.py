@@ -17,9 +17,7 @@ from bixt.layers.init import init_weights_jax
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
-from bixt.tokenizers.image import IMAGE_TOKENIZERS, ImageTokenizer, ImageTokenizerKind
-
-_STRIDES = {"patch16": 16, "patch16_s8": 8, "patch16_s4": 4, "conv16": 16, "conv8": 8, "conv4": 4}
+from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 
 def check_rate(name: str, value: float) -> None:
@@ -66,8 +64,6 @@ class BiXTConfig:
             raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        if self.tokenizer not in IMAGE_TOKENIZERS:
-            raise ValueError(f"tokenizer must be one of {IMAGE_TOKENIZERS}, got {self.tokenizer!r}")
         if self.img_size % self.stride:
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride ({self.stride})")
         if self.tokenizer.startswith("conv") and self.embed_dim % 8:
@@ -79,7 +75,7 @@ class BiXTConfig:
 
     @property
     def stride(self) -> int:
-        return _STRIDES[self.tokenizer]
+        return tokenizer_stride(self.tokenizer)
 
     @property
     def num_tokens(self) -> int:

@@ -21,11 +21,11 @@ from torch import nn
 
 from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.bixt import _STRIDES, check_positive, check_rate
+from bixt.models.bixt import check_positive, check_rate
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
-from bixt.tokenizers.image import IMAGE_TOKENIZERS, ImageTokenizer, ImageTokenizerKind
+from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 SegDecoderKind = Literal["linear", "fpn"]
 SEG_DECODERS: tuple[str, ...] = ("linear", "fpn")
@@ -66,13 +66,11 @@ class SegmentationConfig:
         )
         if self.embed_dim % self.num_heads:
             raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        if self.tokenizer not in IMAGE_TOKENIZERS:
-            raise ValueError(f"tokenizer must be one of {IMAGE_TOKENIZERS}, got {self.tokenizer!r}")
         if self.decoder not in SEG_DECODERS:
             raise ValueError(f"decoder must be one of {SEG_DECODERS}, got {self.decoder!r}")
         if self.decoder == "fpn" and self.depth < FPN_LEVELS:
             raise ValueError(f"the fpn decoder reads {FPN_LEVELS} layers; depth must be >= {FPN_LEVELS}")
-        if self.img_size % _STRIDES[self.tokenizer]:
+        if self.img_size % tokenizer_stride(self.tokenizer):
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride")
         for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
             check_rate(name, getattr(self, name))

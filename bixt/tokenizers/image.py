@@ -22,7 +22,15 @@ from torch import nn
 from bixt.layers.pos_embed import FourierPositionEncoding2d
 
 ImageTokenizerKind = Literal["patch16", "patch16_s8", "patch16_s4", "conv16", "conv8", "conv4"]
-IMAGE_TOKENIZERS: tuple[str, ...] = ("patch16", "patch16_s8", "patch16_s4", "conv16", "conv8", "conv4")
+IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
+    "patch16": 16,
+    "patch16_s8": 8,
+    "patch16_s4": 4,
+    "conv16": 16,
+    "conv8": 8,
+    "conv4": 4,
+}
+IMAGE_TOKENIZERS: tuple[str, ...] = tuple(IMAGE_TOKENIZER_STRIDES)
 
 # stride -> padding for a 16x16 kernel so that the grid is exactly (H / stride, W / stride)
 _PATCH16_PADDING = {16: 0, 8: 4, 4: 6}
@@ -69,10 +77,16 @@ class ConvStem(nn.Module):
         return x
 
 
+def tokenizer_stride(kind: str) -> int:
+    """Downsampling factor of the image tokenizer `kind`; ValueError for an unknown kind."""
+    if kind not in IMAGE_TOKENIZER_STRIDES:
+        raise ValueError(f"image tokenizer must be one of {IMAGE_TOKENIZERS}, got {kind!r}")
+    return IMAGE_TOKENIZER_STRIDES[kind]
+
+
 def _build_patch_embed(kind: str, in_chans: int, dim: int) -> PatchEmbed | ConvStem:
-    if kind.startswith("patch16"):
-        return PatchEmbed(in_chans, dim, stride={"patch16": 16, "patch16_s8": 8, "patch16_s4": 4}[kind])
-    return ConvStem(in_chans, dim, stride=int(kind.removeprefix("conv")))
+    stride = tokenizer_stride(kind)
+    return (PatchEmbed if kind.startswith("patch16") else ConvStem)(in_chans, dim, stride=stride)
 
 
 class ImageTokenizer(nn.Module):
@@ -83,8 +97,6 @@ class ImageTokenizer(nn.Module):
 
     def __init__(self, *, kind: ImageTokenizerKind, in_chans: int, dim: int) -> None:
         super().__init__()
-        if kind not in IMAGE_TOKENIZERS:
-            raise ValueError(f"image tokenizer must be one of {IMAGE_TOKENIZERS}, got {kind!r}")
         self.in_chans = in_chans
         self.patch_embed = _build_patch_embed(kind, in_chans, dim)
         self.pos_embed = FourierPositionEncoding2d(dim)
