@@ -14,21 +14,11 @@ from torch import nn
 
 from bixt.heads import ClassificationHead
 from bixt.layers.init import init_weights_jax
+from bixt.models.config_checks import check_common
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
-
-
-def check_rate(name: str, value: float) -> None:
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name} must be in [0, 1), got {value}")
-
-
-def check_positive(**values: int) -> None:
-    for name, value in values.items():
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 @dataclass
@@ -52,26 +42,13 @@ class BiXTConfig:
     one_sided_last: bool = True  # the last layer updates latents only (classification); False for dense use
 
     def __post_init__(self) -> None:
-        check_positive(
-            img_size=self.img_size,
-            in_chans=self.in_chans,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-            num_latents=self.num_latents,
-        )
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        check_common(self)
         if self.img_size % self.stride:
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride ({self.stride})")
         if self.tokenizer.startswith("conv") and self.embed_dim % 8:
             raise ValueError(f"the conv stem needs embed_dim divisible by 8, got {self.embed_dim}")
         if self.layer_scale_init is not None and self.layer_scale_init <= 0:
             raise ValueError(f"layer_scale_init must be positive or None (off), got {self.layer_scale_init}")
-        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
-            check_rate(name, getattr(self, name))
 
     @property
     def stride(self) -> int:

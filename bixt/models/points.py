@@ -22,7 +22,7 @@ from torch import nn
 from bixt.heads import ClassificationHead
 from bixt.heads_dense import PartSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.bixt import check_positive, check_rate
+from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
@@ -52,21 +52,10 @@ class PointEncoderConfig:
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_positive(
-            num_points=self.num_points,
-            coord_dims=self.coord_dims,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-            num_latents=self.num_latents,
-            num_bands=self.num_bands,
-        )
+        check_common(self)
+        check_positive(num_points=self.num_points, coord_dims=self.coord_dims, num_bands=self.num_bands)
         if self.in_features < 0:
             raise ValueError(f"in_features must be >= 0, got {self.in_features}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
-            check_rate(name, getattr(self, name))
 
     @property
     def num_channels(self) -> int:
@@ -85,8 +74,6 @@ class PointClassifierConfig(PointEncoderConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_positive(num_groups=self.num_groups, group_size=self.group_size)
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
         if self.tokenizer not in POINT_TOKENIZERS:
             raise ValueError(f"tokenizer must be one of {POINT_TOKENIZERS}, got {self.tokenizer!r}")
 

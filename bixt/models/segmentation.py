@@ -21,7 +21,7 @@ from torch import nn
 
 from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.bixt import check_positive, check_rate
+from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
@@ -54,26 +54,14 @@ class SegmentationConfig:
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_positive(
-            img_size=self.img_size,
-            in_chans=self.in_chans,
-            num_classes=self.num_classes,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-            num_latents=self.num_latents,
-            fpn_dim=self.fpn_dim,
-        )
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        check_common(self)
+        check_positive(num_classes=self.num_classes, fpn_dim=self.fpn_dim)
         if self.decoder not in SEG_DECODERS:
             raise ValueError(f"decoder must be one of {SEG_DECODERS}, got {self.decoder!r}")
         if self.decoder == "fpn" and self.depth < FPN_LEVELS:
             raise ValueError(f"the fpn decoder reads {FPN_LEVELS} layers; depth must be >= {FPN_LEVELS}")
         if self.img_size % tokenizer_stride(self.tokenizer):
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride")
-        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
-            check_rate(name, getattr(self, name))
 
     @property
     def decoder_layers(self) -> list[int]:

@@ -21,7 +21,7 @@ from torch import nn
 from bixt.heads import ClassificationHead
 from bixt.heads_dense import RetrievalPairHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.bixt import check_positive, check_rate
+from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
@@ -53,24 +53,12 @@ class SequenceConfig:
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_positive(
-            vocab_size=self.vocab_size,
-            max_length=self.max_length,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-            num_latents=self.num_latents,
-        )
+        check_common(self)
+        check_positive(vocab_size=self.vocab_size, max_length=self.max_length)
         if self.encoder not in SEQUENCE_ENCODERS:
             raise ValueError(f"encoder must be one of {SEQUENCE_ENCODERS}, got {self.encoder!r}")
         if self.positions not in SEQUENCE_POSITIONS:
             raise ValueError(f"positions must be one of {SEQUENCE_POSITIONS}, got {self.positions!r}")
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
-            check_rate(name, getattr(self, name))
 
 
 @dataclass

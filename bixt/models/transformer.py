@@ -22,7 +22,7 @@ from torch.utils.checkpoint import checkpoint
 from bixt.heads import ClassificationHead
 from bixt.layers.blocks import LatentSelfBlock
 from bixt.layers.init import init_weights_jax
-from bixt.models.bixt import check_positive, check_rate
+from bixt.models.config_checks import check_common
 from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
@@ -110,21 +110,9 @@ class ViTConfig:
     qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_positive(
-            img_size=self.img_size,
-            in_chans=self.in_chans,
-            embed_dim=self.embed_dim,
-            depth=self.depth,
-            num_heads=self.num_heads,
-        )
-        if self.num_classes < 0:
-            raise ValueError(f"num_classes must be >= 0 (0 = no classifier), got {self.num_classes}")
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
+        check_common(self)
         if self.img_size % PATCH_SIZE:
             raise ValueError(f"img_size must be a multiple of the patch size {PATCH_SIZE}, got {self.img_size}")
-        for name in ("drop_path_rate", "attn_drop_rate", "drop_rate"):
-            check_rate(name, getattr(self, name))
 
 
 @register_architecture
