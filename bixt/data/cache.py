@@ -13,15 +13,13 @@ leaves either the old state or the new one, never half a file.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bixt.fileio import atomic_path
 
 ENV_VAR = "BIXT_DATA_DIR"
 MANIFEST = "manifest.json"
@@ -48,33 +46,6 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
         while chunk := f.read(chunk_size):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``target``; on success rename it onto ``target``, on any error delete it.
-
-    Works for files and directories alike (whatever the body creates at the yielded path).
-    """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp.rmdir()  # the body creates it as a file or a directory
-    try:
-        yield tmp
-        if target.is_dir() and not target.is_symlink():
-            # os.replace cannot overwrite a non-empty directory: move the old one aside first, then drop it.
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bixt.data.cache import MANIFEST, atomic_path, read_manifest, resolve_cache_dir, sha256_file, verify_files
+from bixt.data.cache import MANIFEST, read_manifest, resolve_cache_dir, sha256_file, verify_files
+from bixt.fileio import atomic_path
 
 
 class FetchError(RuntimeError):

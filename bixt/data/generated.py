@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bixt.data.cache import atomic_path
+from bixt.fileio import atomic_path
 
 
 def params_key(params: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bixt.engine.metric_log import read_metrics
-from bixt.models.serialization import atomic_write
+from bixt.fileio import atomic_write
 
 
 def plot_learning_curve(metrics_path: Path, out_path: Path, *, primary: str) -> Path:

@@ -41,7 +41,7 @@ from bixt.engine.optim import build_optimizer
 from bixt.engine.schedule import cosine_lr
 from bixt.engine.tasks import PRIMARY_METRIC, takes_mask
 from bixt.engine.train import NonFiniteLossError, StepSettings, evaluate, train_one_epoch
-from bixt.models.serialization import atomic_write
+from bixt.fileio import atomic_write
 
 CONFIG_NAME = "config.yaml"
 PLOT_NAME = "learning_curve.png"
