@@ -14,7 +14,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -94,10 +93,11 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> None:
     """Write (temp file + rename: never a half-written file) one JSON object per line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+    tmp = path.with_name(path.name + ".tmp")  # open(), not tempfile: the result gets the usual permissions
+    with open(tmp, "w") as out:
         for record in records:
-            tmp.write(json.dumps(record) + "\n")
-    os.replace(tmp.name, path)
+            out.write(json.dumps(record) + "\n")
+    os.replace(tmp, path)
 
 
 def plot_scaling(records: Iterable[dict[str, Any]], path: str | Path) -> None:
