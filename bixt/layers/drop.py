@@ -30,6 +30,14 @@ class DropPath(nn.Module):
         return f"rate={self.rate:g}"
 
 
+def drop_path_schedule(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rate of each of `depth` layers: linear from 0 at the first layer to `rate` at the last.
+
+    Plain Python rather than torch.linspace, so that building a model on the meta device (cost counting) works.
+    """
+    return [rate * i / max(depth - 1, 1) for i in range(depth)]
+
+
 class LayerScale(nn.Module):
     """Per-channel learned scale of a residual branch (CaiT), initialised to a small constant."""
 

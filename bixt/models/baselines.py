@@ -20,6 +20,7 @@ from torch.utils.checkpoint import checkpoint
 
 from bixt.layers.attend import AttentionMaps
 from bixt.layers.blocks import CrossBlock, LatentSelfBlock
+from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
 from bixt.layers.sequential import SequentialCrossBlock
 from bixt.models.bixt import BiXT, BiXTConfig
@@ -91,7 +92,7 @@ class IterativeEncoder(nn.Module):
         self.depth, self.self_per_cross = depth, self_per_cross
         self.grad_checkpointing = False
         self.latents = nn.Parameter(init_latents_(torch.empty(1, num_latents, dim)))
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
+        rates = drop_path_schedule(drop_path_rate, depth)
         common = dict(
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,

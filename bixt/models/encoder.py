@@ -11,6 +11,7 @@ from torch.utils.checkpoint import checkpoint
 
 from bixt.layers.attend import AttentionMaps
 from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
 
 
@@ -75,7 +76,7 @@ class BiXTEncoder(nn.Module):
         self.one_sided_last = one_sided_last
         self.grad_checkpointing = False
         self.latents = nn.Parameter(init_latents_(torch.empty(1, num_latents, dim)))
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
+        rates = drop_path_schedule(drop_path_rate, depth)
         common = dict(
             num_heads=num_heads,
             mlp_ratio=mlp_ratio,

@@ -21,6 +21,7 @@ from torch.utils.checkpoint import checkpoint
 
 from bixt.heads import ClassificationHead
 from bixt.layers.blocks import LatentSelfBlock
+from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_weights_jax
 from bixt.models.config_checks import check_common
 from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
@@ -51,7 +52,7 @@ class TransformerEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.grad_checkpointing = False
-        rates = [drop_path_rate * i / max(depth - 1, 1) for i in range(depth)]  # linear from 0 to the rate
+        rates = drop_path_schedule(drop_path_rate, depth)
         self.blocks = nn.ModuleList(
             LatentSelfBlock(
                 dim,
