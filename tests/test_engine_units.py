@@ -153,3 +153,16 @@ def test_config_checks_before_training():
         check_config(parse_config(["--precision", "fp16"]), DistInfo(), cpu)
     with pytest.raises(ConfigError, match="warmup_epochs"):
         check_config(parse_config(["--schedule.epochs", "1", "--schedule.warmup_epochs", "2"]), DistInfo(), cpu)
+
+
+def test_metric_log_drops_steps_after_a_resume_point(tmp_path):
+    from bixt.engine.metric_log import MetricLog, read_metrics
+
+    log = MetricLog(tmp_path)
+    for step in range(1, 6):
+        log.write("train", step=step, epoch=step / 5, loss=1.0 / step)
+    log.write("eval", step=5, epoch=1.0, top1=50.0)
+    log.drop_after(3)
+    assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "metrics.jsonl")] == [
+        ("train", s) for s in (1, 2, 3)
+    ]

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bixt.fileio import atomic_write
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -39,6 +41,13 @@ class MetricLog:
         if self.writer is not None:
             for key, value in values.items():
                 self.writer.add_scalar(f"{kind}/{key}", value, step)
+
+    def drop_after(self, step: int) -> None:
+        """Forget the records of steps after `step`: a resumed run logs them again from its checkpoint on."""
+        if not self.enabled or not self.path.exists():
+            return
+        kept = [record for record in read_metrics(self.path) if record["step"] <= step]
+        atomic_write(self.path, lambda tmp: tmp.write_text("".join(json.dumps(r) + "\n" for r in kept)))
 
     def close(self) -> None:
         if self.writer is not None:

@@ -281,6 +281,8 @@ def fit(
     )
     eval_settings = dataclasses.replace(settings, augment=eval_augment)
     log = MetricLog(run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
+    if resume_from is not None:
+        log.drop_after(progress.step)
     primary = PRIMARY_METRIC[config.task]
     last_checkpoint: Path | None = resume_from
     best_checkpoint: Path | None = None
