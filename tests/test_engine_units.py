@@ -166,3 +166,26 @@ def test_metric_log_drops_steps_after_a_resume_point(tmp_path):
     assert [(r["kind"], r["step"]) for r in read_metrics(tmp_path / "metrics.jsonl")] == [
         ("train", s) for s in (1, 2, 3)
     ]
+
+
+def test_augment_normalises_then_pads_images():
+    from bixt.engine.augment import BatchAugment
+    from bixt.engine.config import AugmentSection
+    from bixt.engine.tasks import Batch
+
+    augment = BatchAugment(
+        AugmentSection(image="normalize", pad=2),
+        task="classification",
+        train=False,
+        num_classes=10,
+        mean=[0.5],
+        std=[0.25],
+    )
+    images = torch.rand(3, 1, 28, 28)
+    out = augment(Batch((images,), torch.zeros(3, dtype=torch.long))).inputs[0]
+    assert out.shape == (3, 1, 32, 32)
+    torch.testing.assert_close(out[..., 2:-2, 2:-2], (images - 0.5) / 0.25)
+    assert out[..., :2, :].abs().sum() == 0 and out[..., :, -2:].abs().sum() == 0
+    points_augment = BatchAugment(AugmentSection(pad=2), task="classification", train=True, num_classes=10)
+    with pytest.raises(ValueError, match="image batches"):
+        points_augment(Batch((torch.rand(3, 100, 2),), torch.zeros(3, dtype=torch.long)))

@@ -1,8 +1,8 @@
 """Batch-level input processing on the model's device, built from the recipe's ``augment`` section.
 
 The transforms themselves come from ``bixt.data.transforms`` (kornia for images); this module only decides which
-apply to a task and in which order: normalisation or the DeiT-III pipeline, then mixup / cutmix for classification,
-point-cloud augmentation for point inputs. Training and evaluation get different instances.
+apply to a task and in which order: normalisation or the DeiT-III pipeline, zero padding, then mixup / cutmix for
+classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bixt.engine.config import AugmentSection
@@ -48,6 +49,9 @@ class BatchAugment(nn.Module):
                 else transforms.eval_image_transform(config.image_size, **kwargs)
             )
         self.normalize = config.image == "normalize"
+        if config.pad < 0:
+            raise ValueError(f"augment.pad must be a number of pixels >= 0, got {config.pad}")
+        self.pad = config.pad
         use_mixup = train and (config.mixup_alpha > 0 or config.cutmix_alpha > 0)
         if use_mixup and task != "classification":
             raise ValueError(f"mixup / cutmix apply to classification only, not to task {task!r}")
@@ -70,6 +74,10 @@ class BatchAugment(nn.Module):
             first = (first - self.mean) / self.std
         if self.image is not None:
             first = self.image(first)
+        if self.pad:
+            if first.ndim != 4:
+                raise ValueError(f"augment.pad applies to image batches (b, c, h, w), got shape {tuple(first.shape)}")
+            first = F.pad(first, (self.pad,) * 4)
         if self.mixup is not None:
             first, target = self.mixup(first, target)
         if self.points is not None:
