@@ -199,3 +199,26 @@ def test_triton_path_matches_explicit_under_interpreter() -> None:
     done = subprocess.run([sys.executable, "-c", _TRITON_CHECK], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "triton ok" in done.stdout
+
+
+@pytest.mark.parametrize("limit, expect_fused", [(10**9, False), (0, True)])
+def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, expect_fused: bool) -> None:
+    # auto: explicit up to AUTO_EXPLICIT_MAX_SIMILARITY elements of (b, h, m, n), scaled_dot_product_attention above
+    import bixt.layers.attend as attend_module
+
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    monkeypatch.setattr(
+        attend_module.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
+    )
+    monkeypatch.setattr(attend_module, "AUTO_EXPLICIT_MAX_SIMILARITY", limit)
+    inputs = _inputs(2, 2, 4, 9, 8)
+    with attention_path("auto"):
+        lat, tok, _ = bidirectional_attend(*inputs)
+        out, _ = attend(inputs[0], inputs[2], inputs[3])
+    assert bool(calls) == expect_fused
+    with attention_path("explicit"):
+        ref_lat, ref_tok, _ = bidirectional_attend(*inputs)
+        ref_out, _ = attend(inputs[0], inputs[2], inputs[3])
+    for got, ref in ((lat, ref_lat), (tok, ref_tok), (out, ref_out)):
+        torch.testing.assert_close(got, ref)

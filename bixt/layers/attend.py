@@ -17,8 +17,10 @@ from the latents). Four interchangeable implementations exist:
 - ``triton``: a Triton kernel computing each similarity tile once for both directions (`attend_triton.py`), with the
   chunked path's backward; CUDA, or CPU under ``TRITON_INTERPRET=1`` for checks. No attention dropout.
 
-``auto`` (the default) picks ``fused``: on CPU, PyTorch's flash-attention kernel already keeps memory linear in n and
-beats the chunked path's eager elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the
+``auto`` (the default) picks ``explicit`` while the similarity matrix is small (at most ``AUTO_EXPLICIT_MAX_SIMILARITY``
+elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where one matrix multiply and two softmaxes beat two fused kernels,
+and ``fused`` above that: on CPU, PyTorch's flash-attention kernel keeps memory linear in n and beats the chunked
+path's eager elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the
 ``attention_path`` context manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs
 ``explicit``.
 """
@@ -38,6 +40,9 @@ from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_att
 
 AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
 ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked", "triton")
+
+# auto: the largest similarity matrix (b * h * m * n elements) still computed explicitly; measured in BENCHMARKS.md.
+AUTO_EXPLICIT_MAX_SIMILARITY = 2**21
 
 _forced_path: str | None = None
 
@@ -73,9 +78,11 @@ def attention_path(path: AttentionPath) -> Iterator[None]:
         _forced_path = previous
 
 
-def _resolve(need_maps: bool, dropout_p: float) -> str:
+def _resolve(need_maps: bool, dropout_p: float, similarity_numel: int) -> str:
     path = get_attention_path()
     if need_maps or path == "explicit":
+        return "explicit"
+    if path == "auto" and similarity_numel <= AUTO_EXPLICIT_MAX_SIMILARITY:
         return "explicit"
     if path in ("chunked", "triton"):
         if dropout_p > 0:
@@ -119,7 +126,7 @@ def bidirectional_attend(
     Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
     """
     key_mask = _key_mask(token_mask)
-    path = _resolve(return_maps, dropout_p)
+    path = _resolve(return_maps, dropout_p, r_latents.shape[:-1].numel() * r_tokens.shape[-2])
     if path == "chunked":
         latents_out, tokens_out = chunked_bidirectional_attend(
             r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
@@ -167,7 +174,7 @@ def attend(
     Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
     """
     mask = _key_mask(key_mask)
-    path = _resolve(return_maps, dropout_p)
+    path = _resolve(return_maps, dropout_p, q.shape[:-1].numel() * k.shape[-2])
     if path == "chunked":
         return chunked_attend(q, k, v, key_mask=key_mask), None
     if path == "triton":
