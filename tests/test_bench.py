@@ -49,3 +49,17 @@ def test_measure_record_and_jsonl(tmp_path) -> None:
 def test_command_rejects_unknown_model(capsys) -> None:
     assert bench_main(["--model", "no_such_model", "--tokens", "64"]) == 2
     assert "no_such_model" in capsys.readouterr().out
+
+
+def test_scaling_plot_is_a_png_and_skips_failed_cases(tmp_path):
+    from bixt.analysis import plot_scaling
+
+    base = {"model": "m", "mode": "train", "precision": "fp32", "attn": "auto", "batch": 2}
+    records = [
+        {**base, "tokens": 256, "step_s": 0.1, "peak_mem_mb": 100.0},
+        {**base, "tokens": 1024, "step_s": 0.4, "peak_mem_mb": 300.0},
+        {**base, "tokens": 4096, "error": "out of memory"},
+    ]
+    path = plot_scaling(records, tmp_path / "scaling.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it

@@ -98,39 +98,3 @@ def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> None:
         for record in records:
             out.write(json.dumps(record) + "\n")
     os.replace(tmp, path)
-
-
-def plot_scaling(records: Iterable[dict[str, Any]], path: str | Path) -> None:
-    """Log-log plot of time per step and peak memory against tokens, one line per (model, attn, mode, precision)."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # an optional extra
-        raise ImportError("the scaling plot needs matplotlib: pip install 'bixt[bench]'") from error
-    series: dict[str, list[dict[str, Any]]] = {}
-    for rec in records:
-        if "error" not in rec:
-            label = f"{rec['model']} {rec['mode']} {rec['precision']} attn={rec['attn']} b={rec['batch']}"
-            series.setdefault(label, []).append(rec)
-    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, recs in sorted(series.items()):
-        recs.sort(key=lambda rec: rec["tokens"])
-        tokens = [rec["tokens"] for rec in recs]
-        ax_time.plot(tokens, [rec["step_s"] / rec["batch"] for rec in recs], "o-", label=label)
-        ax_mem.plot(tokens, [rec["peak_mem_mb"] for rec in recs], "o-", label=label)
-    for ax, ylabel in ((ax_time, "seconds per sample"), (ax_mem, "peak resident memory (MB)")):
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("tokens")
-        ax.set_ylabel(ylabel)
-        ax.grid(True, which="both", alpha=0.3)
-    ax_time.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)

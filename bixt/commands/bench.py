@@ -12,7 +12,8 @@ import argparse
 import itertools
 from pathlib import Path
 
-from bixt.bench.suite import plot_scaling, run_suite, write_jsonl
+from bixt.analysis.plots import plot_scaling
+from bixt.bench.suite import run_suite, write_jsonl
 from bixt.bench.throughput import MODES, PRECISIONS, BenchCase
 from bixt.layers.attend import ATTENTION_PATHS
 

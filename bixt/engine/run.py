@@ -336,7 +336,7 @@ def fit(
 
     plot_path = None
     if info.is_main:
-        from bixt.engine.plot import plot_learning_curve
+        from bixt.analysis.plots import plot_learning_curve
 
         plot_path = plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary)
     best_link = run_dir / CHECKPOINTS / "best"
