@@ -179,7 +179,7 @@ def test_bixt_eval_reproduces_the_logged_figures(tmp_path, capsys):
         pytest.skip("fashion-mnist is not fetched (run `bixt data fetch fashion-mnist`)")
     argv = [
         "-c", str(Path(__file__).parent.parent / "configs" / "fashion-mnist.yaml"),
-        "--model.options", "{img_size: 28, in_chans: 1, num_classes: 10, embed_dim: 16, depth: 1, num_heads: 2}",
+        "--model.options", "{img_size: 32, in_chans: 1, num_classes: 10, embed_dim: 16, depth: 1, num_heads: 2}",
         "--data.train_limit", "64", "--data.eval_limit", "50", "--batch_size", "16", "--schedule.epochs", "1",
         "--threads", "1", "--progress", "false", "--output_dir", str(tmp_path), "--run_name", "fm",
     ]  # fmt: skip
