@@ -40,10 +40,14 @@ def main(argv: list[str]) -> int:
     finally:
         shutdown_distributed()
     if env_info().is_main:
-        print(f"\nrun directory:   {result.run_dir}")
-        print(f"best checkpoint: {result.best_checkpoint}")
-        print(f"last checkpoint: {result.last_checkpoint}")
-        print(f"metrics:         {result.metrics_path}")
-        print(f"learning curve:  {result.plot_path}")
+        # Absolute paths, resolved (the "last" link and relative output dirs would otherwise print differently).
+        print(f"\nrun directory:   {result.run_dir.resolve()}")
+        for label, path in (
+            ("best checkpoint", result.best_checkpoint),
+            ("last checkpoint", result.last_checkpoint),
+            ("metrics", result.metrics_path),
+            ("learning curve", result.plot_path),
+        ):
+            print(f"{label + ':':<17}{path.resolve() if path is not None else '-'}")
         print("final evaluation: " + ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()))
     return 0
