@@ -41,8 +41,10 @@ from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_att
 AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
 ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked", "triton")
 
-# auto: the largest similarity matrix (b * h * m * n elements) still computed explicitly; measured in BENCHMARKS.md.
-AUTO_EXPLICIT_MAX_SIMILARITY = 2**21
+# auto: the largest similarity matrix (b * h * m * n elements) still computed explicitly (4 MiB in fp32). Below it the
+# explicit path was as fast or faster (BiXT-Ti batch 8 at 196 tokens, the main job at 16-49 tokens); above it the
+# fused path was as fast and needed less memory (576 tokens: 1.3 vs 1.6 GB), then faster (BENCHMARKS.md §1).
+AUTO_EXPLICIT_MAX_SIMILARITY = 2**20
 
 _forced_path: str | None = None
 
