@@ -1,0 +1,59 @@
+"""Training-step time of attention paths interleaved in one process: for differences smaller than the machine's noise.
+
+`bixt bench` runs every case in a process of its own (so that each has its own peak memory); minutes pass between the
+cases, and on a shared machine that alone moves step times by 10-20%. Here the paths alternate step by step on one
+model (in forward and reverse order on alternate repeats), so that load changes hit them alike; the median is printed.
+
+    python benchmarks/interleaved_paths.py bixt_ti_l64_p16s4 --img 56 --batch 8 --repeats 8
+    python benchmarks/interleaved_paths.py bixt_ti_cnv_l64_d13_p8 --img 32 --batch 256 --repeats 15 \\
+        --options '{"in_chans": 1, "num_classes": 10, "embed_dim": 64, "depth": 4, "num_heads": 2, "num_latents": 8}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+import bixt
+from bixt.layers.attend import set_attention_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--img", type=int, required=True, help="image side in pixels")
+    parser.add_argument("--batch", type=int, required=True)
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--options", type=json.loads, default={}, help="model config overrides as JSON")
+    parser.add_argument("--paths", nargs="+", default=["explicit", "fused", "auto"])
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = bixt.create_model(args.model, img_size=args.img, **args.options)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    images = torch.randn(args.batch, model.config.in_chans, args.img, args.img)
+    labels = torch.randint(0, model.config.num_classes, (args.batch,))
+    times: dict[str, list[float]] = {path: [] for path in args.paths}
+    for repeat in range(args.repeats + 1):  # the first round warms up and is dropped
+        for path in args.paths if repeat % 2 else args.paths[::-1]:
+            set_attention_path(path)
+            start = time.perf_counter()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if repeat:
+                times[path].append(time.perf_counter() - start)
+    tokens = model.tokenizer(images[:1]).shape[1]
+    medians = {path: statistics.median(values) for path, values in times.items()}
+    print(f"{args.model} {args.options} tokens={tokens} batch={args.batch} threads={torch.get_num_threads()}")
+    for path, median in medians.items():
+        print(f"  {path:9s} {median * 1000:8.1f} ms/step  ({medians['explicit'] / median:.2f}x explicit)")
+
+
+if __name__ == "__main__":
+    main()
