@@ -18,6 +18,7 @@ from bixt.models.config_checks import check_common
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
+from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 
@@ -60,7 +61,7 @@ class BiXTConfig:
 
 
 @register_architecture
-class BiXT(PretrainedMixin, nn.Module):
+class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
     """BiXT image classifier.
 
     forward(x): (b, in_chans, H, W) -> logits (b, num_classes); H, W multiples of the tokenizer stride.
@@ -130,17 +131,6 @@ class BiXT(PretrainedMixin, nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.head.reset(num_classes)
         self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
-    def no_weight_decay(self) -> set[str]:
-        """Parameter names exempt from weight decay beyond the usual 1-D rule (norms, biases, LayerScale).
-
-        Empty: in the paper's recipe the latents (a 3-D tensor) are decayed like any weight matrix.
-        """
-        return set()
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        """Recompute each layer in the backward pass instead of storing its activations."""
-        self.encoder.grad_checkpointing = enable
 
     def drop_one_sided_layer(self) -> BiXT:
         """Remove the one-sided last layer so that the final tokens come from a fully trained layer (d13 -> dense)."""

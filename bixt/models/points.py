@@ -26,6 +26,7 @@ from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
+from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.points import GroupedPointTokenizer, NaivePointTokenizer
 
 PointTokenizerKind = Literal["naive", "grouped"]
@@ -119,18 +120,12 @@ def _example_points(config: PointEncoderConfig, batch_size: int, device: torch.d
     return torch.cat((coords, feats), dim=-1)
 
 
-class _PointModel(PretrainedMixin, nn.Module):
+class _PointModel(EncoderModelMixin, PretrainedMixin, nn.Module):
     """The model surface shared by the point models (the subclasses define tokenizer, encoder and head)."""
 
     @property
     def num_classes(self) -> int:
         return self.head.num_classes
-
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.encoder.grad_checkpointing = enable
 
 
 @register_architecture

@@ -25,6 +25,7 @@ from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
+from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 SegDecoderKind = Literal["linear", "fpn"]
@@ -84,7 +85,7 @@ class SegmentationFeatures:
 
 
 @register_architecture
-class Segmenter(PretrainedMixin, nn.Module):
+class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(x): (b, in_chans, H, W), H and W multiples of the stride -> logits (b, num_classes, H, W)."""
 
     config_class = SegmentationConfig
@@ -166,9 +167,6 @@ class Segmenter(PretrainedMixin, nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.head.reset(num_classes)
         self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
-    def no_weight_decay(self) -> set[str]:
-        return set()
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each layer in the backward pass (linear decoder only: the FPN decoder reads the intermediate

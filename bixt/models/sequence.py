@@ -25,6 +25,7 @@ from bixt.models.config_checks import check_common, check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
+from bixt.models.surface import EncoderModelMixin
 from bixt.models.transformer import TransformerEncoder
 from bixt.tokenizers.sequence import SEQUENCE_POSITIONS, SequencePositions, SequenceTokenizer
 
@@ -94,7 +95,7 @@ def masked_mean(tokens: torch.Tensor, token_mask: torch.Tensor) -> torch.Tensor:
     return (tokens * weights).sum(dim=1, keepdim=True) / weights.sum(dim=1, keepdim=True)
 
 
-class _SequenceBackbone(PretrainedMixin, nn.Module):
+class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
     """Tokenizer + encoder and the parts of the model surface that do not depend on the head."""
 
     def __init__(self, config: SequenceConfig) -> None:
@@ -146,12 +147,6 @@ class _SequenceBackbone(PretrainedMixin, nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.head.reset(num_classes)
         self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
-    def no_weight_decay(self) -> set[str]:
-        return set()
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.encoder.grad_checkpointing = enable
 
 
 @register_architecture

@@ -27,6 +27,7 @@ from bixt.models.config_checks import check_common
 from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
+from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import PatchEmbed
 
 
@@ -117,7 +118,7 @@ class ViTConfig:
 
 
 @register_architecture
-class VisionTransformer(PretrainedMixin, nn.Module):
+class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
     """ViT/DeiT classifier. forward(x): (b, in_chans, H, W), H and W multiples of 16 -> logits (b, num_classes).
 
     Features follow the latent models' layout: the class token plays the part of a single latent, so
@@ -202,6 +203,3 @@ class VisionTransformer(PretrainedMixin, nn.Module):
     def no_weight_decay(self) -> set[str]:
         """The class token and position table are exempt, as in DeiT."""
         return {"cls_token", "pos_embed"}
-
-    def set_grad_checkpointing(self, enable: bool = True) -> None:
-        self.encoder.grad_checkpointing = enable
