@@ -116,6 +116,9 @@ def test_config_errors_are_caught_before_training(tmp_path):
         fit(tiny_config(str(out), "--data.name", "fashion-mnist", "--data.cache_dir", str(tmp_path / "empty")))
     with pytest.raises(ConfigError, match="smaller than one global batch"):
         fit(tiny_config(str(out), "--batch_size", "64"), train_set=data, eval_set=data)
+    # 16 px images padded to 18 px do not fit the tokenizer's stride of 4: found by a forward pass before training
+    with pytest.raises(ConfigError, match=r"cannot take the data.*multiples of the tokenizer stride 4, got 18x18"):
+        fit(tiny_config(str(out), "--augment.pad", "1"), train_set=data, eval_set=data)
     assert not out.exists()  # nothing was written: every check ran before the run directory was made
 
 

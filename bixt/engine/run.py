@@ -39,7 +39,7 @@ from bixt.engine.distributed import (
 from bixt.engine.metric_log import METRICS_NAME, MetricLog
 from bixt.engine.optim import build_optimizer
 from bixt.engine.schedule import cosine_lr
-from bixt.engine.tasks import PRIMARY_METRIC, takes_mask
+from bixt.engine.tasks import PRIMARY_METRIC, split_batch, takes_mask
 from bixt.engine.train import NonFiniteLossError, StepSettings, evaluate, train_one_epoch
 from bixt.fileio import atomic_write
 
@@ -159,7 +159,7 @@ def _resolve_stats(config: RunConfig, train_set: Dataset, custom_data: bool) -> 
 
 def build_augment(config: RunConfig, *, train: bool, num_classes: int, device: torch.device) -> BatchAugment | None:
     a = config.augment
-    active = a.image != "none" or (train and (a.points or a.mixup_alpha > 0 or a.cutmix_alpha > 0))
+    active = a.image != "none" or a.pad > 0 or (train and (a.points or a.mixup_alpha > 0 or a.cutmix_alpha > 0))
     if not active:
         return None
     try:
@@ -167,6 +167,28 @@ def build_augment(config: RunConfig, *, train: bool, num_classes: int, device: t
     except ValueError as error:
         raise ConfigError(f"augment: {error}") from error
     return augment.to(device)
+
+
+def _check_model_takes_data(
+    model: nn.Module, loader: DataLoader, augment: BatchAugment | None, config: RunConfig, device: torch.device
+) -> None:
+    """One evaluation batch through the model, before anything is written: a model that cannot take the data
+    (image size against the tokenizer's stride, channels, sequence length) fails here as a ConfigError."""
+    first = next(iter(loader), None)
+    if first is None:  # an empty evaluation split: nothing to check against
+        return
+    batch = split_batch(first, padded=config.data.collate == "padded", mask_to_model=takes_mask(model), device=device)
+    was_training = model.training
+    model.eval()  # no dropout and no BatchNorm statistics: the check changes neither the RNG nor the weights
+    try:
+        with torch.no_grad():
+            model(*(augment(batch) if augment is not None else batch).inputs)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise ConfigError(
+            f"model {config.model.name!r} cannot take the data of {config.data.name!r} after augmentation: {error}"
+        ) from error
+    finally:
+        model.train(was_training)
 
 
 def _run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
@@ -219,6 +241,8 @@ def fit(
         raise ConfigError(
             f"the training set ({len(train_set)} items) is smaller than one global batch ({config.batch_size})"
         )
+
+    _check_model_takes_data(model, eval_loader, eval_augment, config, device)
 
     run_dir = _run_dir(config, info, name_hint)
     if info.is_main:
