@@ -17,12 +17,12 @@ from the latents). Four interchangeable implementations exist:
 - ``triton``: a Triton kernel computing each similarity tile once for both directions (`attend_triton.py`), with the
   chunked path's backward; CUDA, or CPU under ``TRITON_INTERPRET=1`` for checks. No attention dropout.
 
-``auto`` (the default) picks ``explicit`` while the similarity matrix is small (at most ``AUTO_EXPLICIT_MAX_SIMILARITY``
-elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where one matrix multiply and two softmaxes beat two fused kernels,
-and ``fused`` above that: on CPU, PyTorch's flash-attention kernel keeps memory linear in n and beats the chunked
-path's eager elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the
-``attention_path`` context manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs
-``explicit``.
+``auto`` (the default) picks ``explicit`` while the similarity matrix is small (at most
+``AUTO_EXPLICIT_MAX_SIMILARITY`` elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where the reference path is as
+fast as two fused kernels (within the noise of a measurement) and its extra memory is small, and ``fused`` above
+that: on CPU, PyTorch's flash-attention kernel keeps memory linear in n and beats the chunked path's eager
+elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the ``attention_path`` context
+manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs ``explicit``.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
 ATTENTION_PATHS: tuple[str, ...] = ("auto", "explicit", "fused", "chunked", "triton")
 
 # auto: the largest similarity matrix (b * h * m * n elements) still computed explicitly (4 MiB in fp32). Below it the
-# explicit path was as fast or faster (BiXT-Ti batch 8 at 196 tokens, the main job at 16-49 tokens); above it the
-# fused path was as fast and needed less memory (576 tokens: 1.3 vs 1.6 GB), then faster (BENCHMARKS.md §1).
+# explicit and fused paths ran within ~10% of each other either way (BiXT-Ti batch 8 at 196 tokens, the main job);
+# above it the fused path needed less memory (576 tokens: 1.3 vs 1.6 GB), then ran faster (BENCHMARKS.md §1).
 AUTO_EXPLICIT_MAX_SIMILARITY = 2**20
 
 _forced_path: str | None = None
