@@ -45,6 +45,24 @@ def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return rearrange(tokens, "b (h w) d -> b d h w", h=h, w=w)
 
 
+class _HiddenLayerHead(nn.Module):
+    """Heads ending in ``hidden`` Linear -> GELU -> ``fc``: their shared initialisation and classifier reset."""
+
+    hidden: nn.Linear
+    fc: nn.Linear
+    num_classes: int
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.hidden.weight)
+        nn.init.zeros_(self.hidden.bias)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = _zero_classifier(self.fc, num_classes)
+        self.num_classes = num_classes
+
+
 class GlobalContext(nn.Module):
     """latents: (b, m, dim) -> LayerNorm of their mean, (b, dim)."""
 
@@ -142,7 +160,7 @@ class FPNSegmentationHead(nn.Module):
         return F.interpolate(self.classifier(fused), size=out_size, mode="bilinear", align_corners=False)
 
 
-class PartSegmentationHead(nn.Module):
+class PartSegmentationHead(_HiddenLayerHead):
     """Per-point part logits. tokens: (b, p, dim); latents: (b, m, dim); category: (b,) int64 object category,
     required iff num_categories > 0 -> logits (b, p, num_parts). Every point's features are [normalised token, global
     context, category embedding], classified by a one-hidden-layer MLP.
@@ -161,16 +179,6 @@ class PartSegmentationHead(nn.Module):
         self.hidden = nn.Linear(2 * dim + (category_dim if num_categories else 0), hidden_dim)
         self.act = nn.GELU()
         self.fc = nn.Linear(hidden_dim, num_parts)
-
-    def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.hidden.weight)
-        nn.init.zeros_(self.hidden.bias)
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
-
-    def reset(self, num_parts: int) -> None:
-        self.fc = _zero_classifier(self.fc, num_parts)
-        self.num_classes = num_parts
 
     def check_category(self, category: torch.Tensor | None, batch_size: int) -> None:
         """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`."""
@@ -198,7 +206,7 @@ class PartSegmentationHead(nn.Module):
         return self.fc(self.act(self.hidden(torch.cat(parts, dim=-1))))
 
 
-class RetrievalPairHead(nn.Module):
+class RetrievalPairHead(_HiddenLayerHead):
     """u, v: (b, dim) pooled encodings of the two inputs -> logits (b, num_classes).
 
     Both are layer-normalised, combined as [u, v, u*v, u-v] (b, 4*dim) and classified by a one-hidden-layer MLP.
@@ -213,16 +221,6 @@ class RetrievalPairHead(nn.Module):
         self.hidden = nn.Linear(4 * dim, hidden_dim)
         self.act = nn.GELU()
         self.fc = nn.Linear(hidden_dim, num_classes)
-
-    def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.hidden.weight)
-        nn.init.zeros_(self.hidden.bias)
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
-
-    def reset(self, num_classes: int) -> None:
-        self.fc = _zero_classifier(self.fc, num_classes)
-        self.num_classes = num_classes
 
     def forward(self, u: torch.Tensor, v: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         u, v = self.norm(u), self.norm(v)
