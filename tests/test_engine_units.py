@@ -189,3 +189,25 @@ def test_augment_normalises_then_pads_images():
     points_augment = BatchAugment(AugmentSection(pad=2), task="classification", train=True, num_classes=10)
     with pytest.raises(ValueError, match="image batches"):
         points_augment(Batch((torch.rand(3, 100, 2),), torch.zeros(3, dtype=torch.long)))
+
+
+def test_augment_resizes_images_before_normalising():
+    from bixt.engine.augment import BatchAugment
+    from bixt.engine.config import AugmentSection
+    from bixt.engine.tasks import Batch
+
+    augment = BatchAugment(
+        AugmentSection(image="normalize", resize=56),
+        task="classification",
+        train=False,
+        num_classes=10,
+        mean=[0.5],
+        std=[0.25],
+    )
+    images = torch.rand(2, 1, 28, 28)
+    out = augment(Batch((images,), torch.zeros(2, dtype=torch.long))).inputs[0]
+    assert out.shape == (2, 1, 56, 56)
+    # A 2x bilinear upsampling keeps the mean of each image; normalisation then acts on the resized image.
+    torch.testing.assert_close(out.mean(dim=(2, 3)), (images.mean(dim=(2, 3)) - 0.5) / 0.25, atol=1e-3, rtol=0)
+    with pytest.raises(ValueError, match="augment.resize"):
+        BatchAugment(AugmentSection(resize=0), task="classification", train=False, num_classes=10)

@@ -52,6 +52,7 @@ class AugmentSection:
     image_size: int | None = None  # output size of deit3 (default: the input size)
     mean: tuple[float, ...] | None = None  # None: computed from the training split once and cached
     std: tuple[float, ...] | None = None
+    resize: int | None = None  # bilinear (antialiased) resize of images to resize x resize before normalising
     pad: int = 0  # zero pixels added on every side of an image after normalising, e.g. 28 -> 32 for a stride-8 stem
     mixup_alpha: float = 0.0  # mixup / cutmix with soft targets when either is > 0
     cutmix_alpha: float = 0.0
