@@ -20,7 +20,7 @@ def _parser() -> argparse.ArgumentParser:
     for p in (run, report):
         p.add_argument("study", help="a study name (configs/studies/NAME.yaml) or a study file")
         p.add_argument("--quick", action="store_true", help="a few steps on a few items per cell (tests)")
-        p.add_argument("--root", type=Path, help="where the runs live (default runs/studies, quick: runs/studies-quick)")
+        p.add_argument("--root", type=Path, help="where runs live (default runs/studies, quick: runs/studies-quick)")
     run.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the study's; quick: its first)")
     run.add_argument("--cells", nargs="+", help="cells to run (default: all)")
     run.add_argument("--jobs", type=int, default=1, help="cells trained at once; the cores are split between them")

@@ -68,7 +68,9 @@ def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tupl
     seeds = seeds if seeds is not None else (study.seeds[:1] if quick else study.seeds)
     chosen = cells if cells else tuple(study.cells)
     runs = [
-        CellRun(study.name, cell, seed, root / study.name / cell / f"seed-{seed}", study.cell_overrides(cell, quick=quick))
+        CellRun(
+            study.name, cell, seed, root / study.name / cell / f"seed-{seed}", study.cell_overrides(cell, quick=quick)
+        )
         for cell in chosen
         for seed in seeds
     ]
@@ -124,7 +126,9 @@ def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRe
     _set_aside(run)
     command = train_command(study, run, threads)
     run.log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    # Idle OpenMP threads sleep instead of spinning: two cells share the cores (see the Makefile).
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     start = time.perf_counter()
     with run.log_path.open("a") as log:
         log.write(f"\n$ {' '.join(command)}\n")

@@ -112,7 +112,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
     if raw["kind"] not in get_args(StudyKind):
         raise StudyError(f"{path}: kind must be one of {get_args(StudyKind)}, got {raw['kind']!r}")
     seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not seeds or not integers:
         raise StudyError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"{path}: seeds repeat: {seeds}")
