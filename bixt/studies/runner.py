@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -61,6 +62,7 @@ class CellRecord:
     commit: str
     threads: int
     finished_at: str
+    cpu: str = ""  # the CPU's model name (timings mean little without it)
 
 
 def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tuple[str, ...] | None, quick: bool):
@@ -98,6 +100,17 @@ def bixt_commit() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def train_command(study: Study, run: CellRun, threads: int) -> list[str]:
@@ -144,6 +157,7 @@ def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRe
         commit=commit,
         threads=threads,
         finished_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+        cpu=cpu_name(),
     )
     atomic_write(run.record_path, lambda tmp: tmp.write_text(json.dumps(asdict(record), indent=1) + "\n"))
     return record
