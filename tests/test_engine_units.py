@@ -209,5 +209,5 @@ def test_augment_resizes_images_before_normalising():
     assert out.shape == (2, 1, 56, 56)
     # A 2x bilinear upsampling keeps the mean of each image; normalisation then acts on the resized image.
     torch.testing.assert_close(out.mean(dim=(2, 3)), (images.mean(dim=(2, 3)) - 0.5) / 0.25, atol=1e-3, rtol=0)
-    with pytest.raises(ValueError, match="augment.resize"):
+    with pytest.raises(ValueError, match=r"augment\.resize"):
         BatchAugment(AugmentSection(resize=0), task="classification", train=False, num_classes=10)

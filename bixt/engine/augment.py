@@ -1,8 +1,8 @@
 """Batch-level input processing on the model's device, built from the recipe's ``augment`` section.
 
 The transforms themselves come from ``bixt.data.transforms`` (kornia for images); this module only decides which
-apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, then mixup / cutmix for
-classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
+apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, then mixup /
+cutmix for classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
 """
 
 from __future__ import annotations

@@ -159,7 +159,8 @@ def _resolve_stats(config: RunConfig, train_set: Dataset, custom_data: bool) -> 
 
 def build_augment(config: RunConfig, *, train: bool, num_classes: int, device: torch.device) -> BatchAugment | None:
     a = config.augment
-    active = a.image != "none" or a.pad > 0 or a.resize is not None or (train and (a.points or a.mixup_alpha > 0 or a.cutmix_alpha > 0))
+    image_processing = a.image != "none" or a.pad > 0 or a.resize is not None
+    active = image_processing or (train and (a.points or a.mixup_alpha > 0 or a.cutmix_alpha > 0))
     if not active:
         return None
     try:
