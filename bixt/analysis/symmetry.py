@@ -119,9 +119,10 @@ def measure_symmetry(model: nn.Module, images: torch.Tensor, *, batch_size: int 
 
 
 @torch.no_grad()
-def layer_attention(model: nn.Module, images: torch.Tensor, layer: int) -> AttentionMaps:
+def layer_attention(model: nn.Module, images: torch.Tensor, layer: int) -> tuple[int, AttentionMaps]:
     """Head-averaged post-softmax maps of one cross-attention layer: latents_to_tokens (b, m, n) and
-    tokens_to_latents (b, n, m) (None for a one-sided layer). Negative `layer` counts from the end."""
+    tokens_to_latents (b, n, m) (None for a one-sided layer). Negative `layer` counts from the end; returns the
+    layer's index from 0 with the maps."""
     was_training = model.training
     model.eval()
     try:
@@ -133,4 +134,4 @@ def layer_attention(model: nn.Module, images: torch.Tensor, layer: int) -> Atten
         raise ValueError(f"layer {layer} does not exist: the model has {depth} cross-attention layers (0..{depth - 1})")
     maps = inter.attention[layer]
     to_latents = maps.tokens_to_latents.mean(dim=1) if maps.tokens_to_latents is not None else None
-    return AttentionMaps(maps.latents_to_tokens.mean(dim=1), to_latents)
+    return layer % depth, AttentionMaps(maps.latents_to_tokens.mean(dim=1), to_latents)

@@ -320,7 +320,7 @@ def _symmetry(study: Study, records: list[dict[str, Any]], out: Path, quick: boo
             trajectory.append((epoch, scores.summary()))
         trajectories[label] = trajectory
         finals[label] = scores
-        maps = layer_attention(model_at(config, states[-1][1]), images.inputs[:GRID_IMAGES], grid_layer)
+        _, maps = layer_attention(model_at(config, states[-1][1]), images.inputs[:GRID_IMAGES], grid_layer)
         for i in range(GRID_IMAGES):
             grid_entries.append(
                 (f"{record['cell']}, image {i}", images.raw[i], maps.latents_to_tokens[i], maps.tokens_to_latents[i])
@@ -365,7 +365,8 @@ def _symmetry(study: Study, records: list[dict[str, Any]], out: Path, quick: boo
             grid_entries,
             out / "figure1_attention.png",
             latents=grid_latents,
-            title="where 4 latents attend, and which regions attend to them (last two-way layer, head mean)",
+            title="where 4 latents attend and which regions attend to them (last two-way layer, head mean, "
+            "colours per panel)",
         )
     )
     return lines, plots
