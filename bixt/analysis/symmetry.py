@@ -12,8 +12,8 @@ observation (Figure 1) is that P1 and P2ᵀ look alike after training a sequenti
 - ``map``: the Pearson correlation of the post-softmax maps P1 and P2ᵀ themselves (what Figure 1 shows). Not 1 even
   for BiXT, since the two softmaxes normalise along different axes.
 
-Chance: the same measures with the latents of P2ᵀ randomly permuted, which keeps every marginal statistic of the two
-maps and breaks only the correspondence between the directions.
+Chance: the same measures with the latents of P2ᵀ randomly permuted (a new permutation per image), which keeps
+every marginal statistic of the two maps and breaks only the correspondence between the directions.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def _double_centre(x: torch.Tensor) -> torch.Tensor:
 
 
 def pair_scores(maps: AttentionMaps, permutation: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-    """Both measures for one two-way layer: each (b, h). `permutation` (m,) reorders the latents of P2ᵀ (chance)."""
+    """Both measures for one two-way layer: each (b, h). `permutation` (b, m) reorders the latents of P2ᵀ per input
+    (the chance level)."""
     if maps.tokens_to_latents is None:
         raise ValueError("a one-sided layer has no tokens -> latents attention to compare with")
     p1 = maps.latents_to_tokens.double()  # (b, h, m, n)
@@ -53,7 +54,8 @@ def pair_scores(maps: AttentionMaps, permutation: torch.Tensor | None = None) ->
     if p1.shape != p2t.shape:
         raise ValueError(f"attention maps disagree in shape: {tuple(p1.shape)} vs transposed {tuple(p2t.shape)}")
     if permutation is not None:
-        p2t = p2t[:, :, permutation]
+        index = permutation[:, None, :, None].expand_as(p2t)  # (b, h, m, n): the same reordering for every head
+        p2t = p2t.gather(2, index)
     logits1 = _double_centre(p1.clamp_min(_TINY).log())
     logits2 = _double_centre(p2t.clamp_min(_TINY).log())
     return {"logit": _pearson(logits1, logits2), "map": _pearson(p1, p2t)}
@@ -100,8 +102,8 @@ def measure_symmetry(model: nn.Module, images: torch.Tensor, *, batch_size: int 
             if not two_way:
                 raise ValueError(f"{type(model).__name__} has no two-way cross-attention layer to measure")
             layers = [i for i, _ in two_way]
-            num_latents = two_way[0][1].latents_to_tokens.shape[2]
-            permutation = torch.randperm(num_latents, generator=generator)
+            batch, _, num_latents, _ = two_way[0][1].latents_to_tokens.shape
+            permutation = torch.rand(batch, num_latents, generator=generator).argsort(dim=1)  # one per image
             for key, perm in (("scores", None), ("chance", permutation)):
                 per_layer = [pair_scores(maps, perm) for _, maps in two_way]
                 for measure in MEASURES:
