@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from bixt.analysis.plots import _pyplot, _save
 
 
-def plot_accuracy_vs_flops(rows: list[dict[str, Any]], path: Path, *, title: str) -> Path:
+def plot_accuracy_vs_flops(rows: list[dict[str, Any]], path: Path, *, title: str, ylabel: str) -> Path:
     """One point per cell (mean ± std over seeds) at its MFLOPs; rows: label, mflops, mean, std."""
     plt = _pyplot("study plot", "train")
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, row in enumerate(rows):
         ax.errorbar(row["mflops"], row["mean"], yerr=row["std"], fmt="o", capsize=4, color=f"C{i}", label=row["label"])
-    ax.set(xlabel="MFLOPs per image (multiply-adds)", ylabel="test top-1 accuracy (%)", title=title)
+    ax.set(xlabel="MFLOPs per input (multiply-adds)", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

@@ -72,7 +72,9 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
         primary = PRIMARY_METRIC[config.task]
         with torch.device("meta"):  # shapes only: counting needs no values
             model = model_at(config, None)
-        cost = count_cost(model, model.example_input())
+        example = model.example_input()
+        inputs = example if isinstance(example, tuple) else (example,)  # pair and point+category models: a tuple
+        cost = count_cost(model, *inputs)
         best = max(evals, key=lambda r: r[primary]) if evals else None
         base |= {
             "model": config.model.name,
@@ -85,7 +87,7 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
             "params": sum(p.numel() for p in model.parameters()),
             "flops": cost.flops,
             "activations": cost.activations,
-            "input_shape": list(model.example_input().shape[1:]),
+            "input_shape": [list(x.shape[1:]) for x in inputs],
             "train_samples_per_s": _train_rate(metrics, config.batch_size),
             "eval_curve": [(r["epoch"], r[primary]) for r in evals],
             "config": {
@@ -130,7 +132,7 @@ def _first_with(runs: list[dict[str, Any]], key: str) -> dict[str, Any] | None:
 def _runs_table(records: list[dict[str, Any]]) -> list[str]:
     """Every run of the grid, failed and unfinished ones included."""
     lines = [
-        "| cell | seed | status | final top-1 | best (epoch) | train samples/s | wall time | threads | commit |",
+        "| cell | seed | status | final (metric) | best (epoch) | train samples/s | wall time | threads | commit |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
@@ -138,8 +140,9 @@ def _runs_table(records: list[dict[str, Any]]) -> list[str]:
         best = r.get("best")
         primary = r.get("primary", "top1")
         rate = r.get("train_samples_per_s")
+        shown = f"{final:.2f} ({primary})" if final is not None else "—"
         lines.append(
-            f"| {r['cell']} | {r['seed']} | {r['status']} | {f'{final:.2f}' if final is not None else '—'} | "
+            f"| {r['cell']} | {r['seed']} | {r['status']} | {shown} | "
             + (f"{best[primary]:.2f} ({best['epoch']:g}) | " if best else "— | ")
             + (f"{rate:.0f} | " if rate else "— | ")
             + (f"{r['wall_s'] / 60:.1f} min | {r['threads']} | {r['commit']} |" if "wall_s" in r else "— | — | — |")
@@ -160,10 +163,12 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
     cells = _by_cell(records)
     finished = {cell: [v for v in map(_final, runs) if v is not None] for cell, runs in cells.items()}
     costed = {cell: _first_with(runs, "flops") for cell, runs in cells.items()}
+    primaries = sorted({r["primary"] for r in records if r.get("primary")})
     flops = [r["flops"] for r in costed.values() if r]
     budget = statistics.fmean(flops) if flops else float("nan")
     lines = [
-        "| cell | model | test top-1 (%), mean ± std | runs | per seed | params | MFLOPs (vs mean) | activations | "
+        f"| cell | model | test {' / '.join(primaries)} (%), mean ± std | runs | per seed | params | "
+        "MFLOPs | activations | "
         "train samples/s |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
@@ -173,7 +178,9 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
         values = finished[cell]
         rates = [r["train_samples_per_s"] for r in runs if r.get("train_samples_per_s")]
         per_seed = " / ".join(f"{v:.2f}" for v in values) or "—"
-        cost = f"{c['flops'] / 1e6:.2f} ({100 * (c['flops'] / budget - 1):+.1f}%)" if c else "—"
+        cost = f"{c['flops'] / 1e6:.2f}" if c else "—"
+        if c and study.matched_cost:
+            cost += f" ({100 * (c['flops'] / budget - 1):+.1f}% vs mean)"
         lines.append(
             f"| {cell} | {c['model'] if c else '—'} | {_pm(values)} | {len(values)} of {len(runs)} | {per_seed} | "
             f"{c['params']:,} | {cost} | {c['activations'] / 1e3:.1f}k | "
@@ -187,19 +194,27 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
                 {"label": cell, "mflops": c["flops"] / 1e6, "mean": mean, "std": 0.0 if math.isnan(std) else std}
             )
     spread = max(abs(f / budget - 1) for f in flops) if flops else float("nan")
-    lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
-    lines += ["", *_ordering(finished)]
-    plot = study_plots.plot_accuracy_vs_flops(rows, out / "accuracy_vs_flops.png", title=study.title) if rows else None
+    if study.matched_cost:
+        lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
+    lines += ["", *_ordering(finished, study.ordering)]
+    metric = f"test {' / '.join(primaries)} (%)"
+    plot = (
+        study_plots.plot_accuracy_vs_flops(rows, out / "accuracy_vs_flops.png", title=study.title, ylabel=metric)
+        if rows
+        else None
+    )
     return lines, [plot] if plot else []
 
 
-def _ordering(finished: dict[str, list[float]]) -> list[str]:
-    """The paper's claim, iterative < sequential < bi-directional, checked pair by pair."""
-    iterative = [cell for cell in finished if cell.startswith("iterative")]
-    pairs = [(cell, "sequential") for cell in iterative] + [("sequential", "bidirectional")]
+def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...], ...]) -> list[str]:
+    """A claimed ranking (groups of cells, low to high) checked for every cell against every cell of the next group."""
+    if not ordering:
+        return []
+    pairs = [(low, high) for lower, higher in itertools.pairwise(ordering) for low in lower for high in higher]
+    claim = " < ".join("{" + ", ".join(group) + "}" if len(group) > 1 else group[0] for group in ordering)
     lines = [
-        "The paper's ordering (iterative < sequential < bi-directional), pair by pair — the difference of means in",
-        "units of its standard error, sqrt(s1²/n1 + s2²/n2):",
+        f"The claimed ordering {claim}, pair by pair — the difference of means in units of its standard error,",
+        "sqrt(s1²/n1 + s2²/n2):",
         "",
     ]
     verdicts = []

@@ -114,7 +114,7 @@ def cpu_name() -> str:
 
 
 def train_command(study: Study, run: CellRun, threads: int) -> list[str]:
-    command = [sys.executable, "-m", "bixt", "train", "-c", str(study.recipe), "--seed", str(run.seed)]
+    command = [sys.executable, "-m", "bixt", "train", "-c", str(study.cell_recipe(run.cell)), "--seed", str(run.seed)]
     command += override_args(run.overrides)
     command += ["--threads", str(threads), "--output_dir", str(run.run_dir.parent), "--run_name", run.run_dir.name]
     if has_checkpoint(run):

@@ -11,6 +11,11 @@ The file is data only::
     cells:                                             # cell name -> dotted `bixt train` overrides
       bidirectional: {model.name: bixt_ti_l64_p16}
       sequential: {model.name: sequential_ti_l64_p16}
+      other-task:                                      # a cell may start from another recipe, and shrink its own
+        recipe: configs/listops.yaml                   # way under --quick (after the study's quick overrides)
+        quick: {data.options.num_examples: 64}
+    ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
+    matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
 
 Each (cell, seed) is one `bixt train` run; its overrides are the recipe's keys, so a cell's command line is exactly
 what a user would type to rerun it.
@@ -29,6 +34,8 @@ import yaml
 StudyKind = Literal["comparison", "scaling", "symmetry"]
 STUDY_DIR = Path("configs/studies")
 _CELL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# Keys of a cell that are not `bixt train` overrides.
+CELL_KEYS = ("recipe", "quick")
 
 
 class StudyError(ValueError):
@@ -46,13 +53,20 @@ class Study:
     overrides: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     notes: str = ""  # free text for the study's README: what the grid is for, what was changed and why
+    ordering: tuple[tuple[str, ...], ...] = ()  # groups of cells claimed to rank low -> high (checked by the report)
+    matched_cost: bool = False  # the cells are meant to cost the same FLOPs: the report shows each one's deviation
     path: Path | None = None
+
+    def cell_recipe(self, cell: str) -> Path:
+        return Path(self.cells[cell].get("recipe", self.recipe))
 
     def cell_overrides(self, cell: str, *, quick: bool) -> dict[str, Any]:
         """The study's overrides, then the cell's, then (quick) the shrinking ones: later keys win."""
         if cell not in self.cells:
             raise StudyError(f"study {self.name!r} has no cell {cell!r}; its cells: {', '.join(self.cells)}")
-        return {**self.overrides, **self.cells[cell], **(self.quick if quick else {})}
+        own = {key: value for key, value in self.cells[cell].items() if key not in CELL_KEYS}
+        shrink = {**self.quick, **self.cells[cell].get("quick", {})} if quick else {}
+        return {**self.overrides, **own, **shrink}
 
 
 def override_args(overrides: dict[str, Any]) -> list[str]:
@@ -102,7 +116,7 @@ def _is_study_file(path: Path) -> bool:
 
 
 def _parse(raw: dict[str, Any], path: Path) -> Study:
-    allowed = {"title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes"}
+    allowed = {"title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes", "ordering", "matched_cost"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise StudyError(f"{path}: unknown keys {unknown}; a study file has {sorted(allowed)}")
@@ -125,21 +139,33 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
             raise StudyError(f"{path}: cell name {name!r} must be lower-case letters, digits, '-' or '_'")
         if not isinstance(overrides, dict):
             raise StudyError(f"{path}: cell {name!r} must map dotted keys to values, got {overrides!r}")
+        if not isinstance(overrides.get("quick", {}), dict):
+            raise StudyError(f"{path}: the quick overrides of cell {name!r} must map dotted keys to values")
+        recipe = Path(overrides.get("recipe", raw.get("recipe", "")))
+        if not recipe.is_file():
+            raise StudyError(
+                f"{path}: recipe {recipe} of cell {name!r} not found (paths are relative to the repository root)"
+            )
+    ordering = raw.get("ordering", [])
+    if not isinstance(ordering, list) or not all(isinstance(group, list) for group in ordering):
+        raise StudyError(f"{path}: ordering must be a list of groups (lists) of cell names, low to high")
+    unknown_cells = sorted({cell for group in ordering for cell in group} - set(cells))
+    if unknown_cells:
+        raise StudyError(f"{path}: ordering names cells that do not exist: {unknown_cells}")
     for key in ("overrides", "quick"):
         if not isinstance(raw.get(key, {}), dict):
             raise StudyError(f"{path}: {key} must map dotted keys to values")
-    recipe = Path(raw["recipe"])
-    if not recipe.is_file():
-        raise StudyError(f"{path}: recipe {recipe} not found (paths are relative to the repository root)")
     return Study(
         name=path.stem,
         title=str(raw["title"]),
         kind=raw["kind"],
-        recipe=recipe,
+        recipe=Path(raw["recipe"]),
         seeds=tuple(seeds),
         cells={name: dict(overrides) for name, overrides in cells.items()},
         overrides=dict(raw.get("overrides", {})),
         quick=dict(raw.get("quick", {})),
         notes=str(raw.get("notes", "")).strip(),
+        ordering=tuple(tuple(group) for group in ordering),
+        matched_cost=bool(raw.get("matched_cost", False)),
         path=path,
     )
