@@ -30,6 +30,12 @@ MEASURES = ("logit", "map")
 _TINY = 1e-30
 
 
+def _attention_maps(model: nn.Module, images: torch.Tensor) -> list[AttentionMaps]:
+    """Every cross-attention layer's post-softmax maps for a batch (the model's attention-returning forward)."""
+    _, intermediates = model.forward_intermediates(images, return_attention=True)
+    return intermediates.attention
+
+
 def _pearson(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Correlation over the last two dims: (..., m, n) x2 -> (...)."""
     x = x - x.mean(dim=(-2, -1), keepdim=True)
@@ -86,7 +92,7 @@ class SymmetryScores:
 def measure_symmetry(model: nn.Module, images: torch.Tensor, *, batch_size: int = 100, seed: int = 0) -> SymmetryScores:
     """Symmetry of every two-way cross-attention layer of an image model over `images` (b, c, H, W), preprocessed.
 
-    The model must offer ``forward_intermediates(x, return_attention=True)`` (BiXT and the sequential baseline).
+    Works for image models whose cross-attention returns both directions' maps (BiXT and the sequential baseline).
     """
     if images.ndim != 4 or images.shape[0] == 0:
         raise ValueError(f"images must be a non-empty (b, c, H, W) batch, got shape {tuple(images.shape)}")
@@ -97,8 +103,8 @@ def measure_symmetry(model: nn.Module, images: torch.Tensor, *, batch_size: int 
     layers: list[int] = []
     try:
         for start in range(0, images.shape[0], batch_size):
-            _, inter = model.forward_intermediates(images[start : start + batch_size], return_attention=True)
-            two_way = [(i, maps) for i, maps in enumerate(inter.attention) if maps.tokens_to_latents is not None]
+            attention = _attention_maps(model, images[start : start + batch_size])
+            two_way = [(i, maps) for i, maps in enumerate(attention) if maps.tokens_to_latents is not None]
             if not two_way:
                 raise ValueError(f"{type(model).__name__} has no two-way cross-attention layer to measure")
             layers = [i for i, _ in two_way]
@@ -128,12 +134,12 @@ def layer_attention(model: nn.Module, images: torch.Tensor, layer: int) -> tuple
     was_training = model.training
     model.eval()
     try:
-        _, inter = model.forward_intermediates(images, return_attention=True)
+        attention = _attention_maps(model, images)
     finally:
         model.train(was_training)
-    depth = len(inter.attention)
+    depth = len(attention)
     if not -depth <= layer < depth:
         raise ValueError(f"layer {layer} does not exist: the model has {depth} cross-attention layers (0..{depth - 1})")
-    maps = inter.attention[layer]
+    maps = attention[layer]
     to_latents = maps.tokens_to_latents.mean(dim=1) if maps.tokens_to_latents is not None else None
     return layer % depth, AttentionMaps(maps.latents_to_tokens.mean(dim=1), to_latents)
