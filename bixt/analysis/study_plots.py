@@ -75,22 +75,37 @@ def plot_width_scaling(points: list[tuple[int, float, float]], path: Path, *, ti
         plt.close(fig)
 
 
-def plot_symmetry_heatmaps(panels: dict[str, torch.Tensor], layers: list[int], path: Path, *, title: str) -> Path:
-    """One layer x head heatmap per panel (e.g. "sequential: logit"), colour scale -1 .. 1."""
+def plot_symmetry_heatmaps(
+    panels: dict[tuple[str, str], torch.Tensor], layers: list[int], path: Path, *, title: str
+) -> Path:
+    """Layer x head heatmaps, one row per run and one column per measure: panels[(run, measure)] is (layers, heads)."""
     plt = _pyplot("study plot", "train")
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), squeeze=False)
+    runs = list(dict.fromkeys(run for run, _ in panels))
+    measures = list(dict.fromkeys(measure for _, measure in panels))
+    fig, axes = plt.subplots(
+        len(runs),
+        len(measures),
+        figsize=(3.4 * len(measures) + 1, 2.6 * len(runs) + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )
     image = None
-    for ax, (name, values) in zip(axes[0], panels.items(), strict=True):
-        image = ax.imshow(values.numpy(), vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
-        for (row, col), value in zip(
-            torch.cartesian_prod(*map(torch.arange, values.shape)).tolist(), values.flatten().tolist(), strict=True
-        ):
-            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
-        ax.set(title=name, xlabel="head", ylabel="layer")
-        ax.set_xticks(range(values.shape[1]))
-        ax.set_yticks(range(values.shape[0]), [str(layer + 1) for layer in layers])
-    fig.suptitle(title)
-    fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8, label="correlation")
+    for r, run in enumerate(runs):
+        for c, measure in enumerate(measures):
+            ax, values = axes[r][c], panels[(run, measure)]
+            image = ax.imshow(values.numpy(), vmin=-1, vmax=1, cmap="RdBu_r", aspect="auto")
+            for row in range(values.shape[0]):
+                for col in range(values.shape[1]):
+                    value = float(values[row, col])
+                    ink = "white" if abs(value) > 0.6 else "black"  # readable on the darkest cells too
+                    ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8, color=ink)
+            ax.set_title(f"{run}\n{measure} correlation", fontsize=9)
+            ax.set_xlabel("head")
+            ax.set_ylabel("layer")
+            ax.set_xticks(range(values.shape[1]))
+            ax.set_yticks(range(values.shape[0]), [str(layer + 1) for layer in layers])
+    fig.suptitle(title, fontsize=10)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="correlation (1 = symmetric)")
     try:
         return _save(fig, path, dpi=110)
     finally:
@@ -98,16 +113,19 @@ def plot_symmetry_heatmaps(panels: dict[str, torch.Tensor], layers: list[int], p
 
 
 def plot_symmetry_trajectory(series: dict[str, list[tuple[int, float]]], path: Path, *, title: str) -> Path:
-    """Measure against epoch (0 = initialisation), one line per series name; chance series drawn dotted."""
+    """Measure against epoch (0 = initialisation), one line per series name; series named "... chance" dotted, in
+    the colour of the series before them."""
     plt = _pyplot("study plot", "train")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (name, points) in enumerate(series.items()):
-        style = ":" if "chance" in name else "o-"
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, color=f"C{i // 2}", label=name)
+    fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+    colour = -1
+    for name, points in series.items():
+        chance = name.endswith("chance")
+        colour += 0 if chance else 1
+        ax.plot([p[0] for p in points], [p[1] for p in points], ":" if chance else "o-", color=f"C{colour}", label=name)
     ax.set(xlabel="epoch (0 = initialisation)", ylabel="correlation (mean over layers, heads, images)", title=title)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     try:
         return _save(fig, path, dpi=110)
     finally:

@@ -359,8 +359,12 @@ def _symmetry(study: Study, records: list[dict[str, Any]], out: Path, quick: boo
         for measure in MEASURES:
             series[f"{label}: {measure}"] = [(e, s[measure]) for e, s in trajectory]
             series[f"{label}: {measure} chance"] = [(e, s[f"{measure}_chance"]) for e, s in trajectory]
-    plots = [study_plots.plot_symmetry_trajectory(series, out / "symmetry_trajectory.png", title=study.title)]
-    panels = {f"{label}: {m}": scores.scores[m] for label, scores in finals.items() for m in MEASURES}
+    plots = [
+        study_plots.plot_symmetry_trajectory(
+            series, out / "symmetry_trajectory.png", title="symmetry of the two attention directions over training"
+        )
+    ]
+    panels = {(label, m): scores.scores[m] for label, scores in finals.items() for m in MEASURES}
     layers = next(iter(finals.values())).layers
     plots.append(
         study_plots.plot_symmetry_heatmaps(
