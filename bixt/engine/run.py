@@ -203,6 +203,12 @@ def _run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
     return Path(broadcast_string(str(run_dir) if info.is_main else None))
 
 
+def _plot(run_dir: Path, primary: str, *, stopped_at: tuple[int, float] | None = None) -> Path:
+    from bixt.analysis.plots import plot_learning_curve
+
+    return plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary, stopped_at=stopped_at)
+
+
 def fit(
     config: RunConfig,
     *,
@@ -355,15 +361,14 @@ def fit(
             checkpoint(is_best)
     except NonFiniteLossError as error:
         error.last_checkpoint = str(last_checkpoint) if last_checkpoint is not None else None
+        if info.is_main:  # the curve up to the failure is what one wants to look at now
+            stopped_at = (error.step, error.step / steps_per_epoch)
+            error.plot_path = str(_plot(run_dir, primary, stopped_at=stopped_at))
         raise
     finally:
         log.close()
 
-    plot_path = None
-    if info.is_main:
-        from bixt.analysis.plots import plot_learning_curve
-
-        plot_path = plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary)
+    plot_path = _plot(run_dir, primary) if info.is_main else None
     best_link = run_dir / CHECKPOINTS / "best"
     return RunResult(
         run_dir=run_dir,
