@@ -148,10 +148,13 @@ def _resolve_stats(config: RunConfig, train_set: Dataset, custom_data: bool) -> 
     augment = config.augment
     if augment.image == "none" or (augment.mean is not None and augment.std is not None):
         return config
+    from bixt.data.registry import dataset_info
     from bixt.data.stats import compute_image_stats, normalisation_stats
 
+    # A user's files (image-folder with root=) have no cache entry that names them: their statistics are computed.
+    own_files = custom_data or dataset_info(config.data.name).kind == "user"
     stats = (
-        compute_image_stats(train_set) if custom_data else normalisation_stats(config.data.name, config.data.cache_dir)
+        compute_image_stats(train_set) if own_files else normalisation_stats(config.data.name, config.data.cache_dir)
     )
     augment = dataclasses.replace(augment, mean=tuple(stats["mean"]), std=tuple(stats["std"]))
     return dataclasses.replace(config, augment=augment)
