@@ -1,13 +1,14 @@
 """Training progress on the console: a tqdm bar on a terminal, plain lines in a log.
 
 A bar redraws itself with carriage returns; written into a file (``make main > log``, CI output) that is one line of
-hundreds of kilobytes per epoch. So the bar is drawn only when its stream (stderr) is a terminal, and when stdout is
-not one, a plain line goes to stdout every ``every_steps`` optimizer steps or ``every_seconds`` seconds, whichever
-comes first, and at the end of the epoch:
+hundreds of kilobytes per epoch. So the bar is drawn only when its stream (stderr) is a terminal, and unless
+stdout is that same screen, a plain line goes to stdout every ``every_steps`` optimizer steps or ``every_seconds``
+seconds, whichever comes first, and at the end of the epoch:
 
     epoch 3/10  step 150/234 (64%)  loss 0.4123  lr 3.21e-03  5.3 steps/s (1357 samples/s)  ETA epoch 0:16, run 5:46
 
-The run's ETA counts training steps only (evaluations come on top).
+The run's ETA counts training steps only (evaluations come on top). The loss is this process's (rank 0's); the
+metrics log has the mean over processes.
 """
 
 from __future__ import annotations
