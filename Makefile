@@ -12,9 +12,14 @@ MAIN_RUN := runs/main-$(shell date +%Y%m%d-%H%M%S)
 
 install: $(VENV)/.installed
 
+# Not --quiet: pip prints a line per package it collects and installs (download bars on a terminal). The install
+# takes minutes on a fresh machine, and a silent one looks hung.
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "[1/3] creating the virtual environment $(VENV)/"
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@echo "[2/3] installing bixt (editable) with every extra, torch pinned by constraints.txt (a few minutes)"
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	@echo "[3/3] done: $(VENV)/bin/bixt and $(VENV)/bin/python are ready"
 	touch $@
 
 main: install
@@ -26,7 +31,9 @@ test: install
 	$(PY) -m ruff check bixt tests
 	# Real data for the tests marked network_data (a few seconds; a second run downloads nothing).
 	$(PY) -m bixt data fetch fashion-mnist mnist imdb austen
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not triton"
+	# The Triton kernel's cases, on the CPU under Triton's interpreter, which Triton switches on at import only.
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -m triton
 
 lint: install
 	$(PY) -m ruff check bixt tests

@@ -1,7 +1,8 @@
 """Optional: make every bixt model creatable through timm (``timm.create_model("bixt_ti_l64_p16")``).
 
 timm is not a dependency (it imports torchvision, whose PyPI wheels do not load next to a CPU-only torch). When timm
-imports, ``import bixt`` registers the names; otherwise nothing happens.
+imports, loading bixt's models (the first ``bixt.create_model`` or ``bixt.list_models``, or ``import bixt`` in a
+program that imported timm already) registers the names; otherwise nothing happens.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def register_in_timm() -> list[str]:
 
 
 def register_if_timm_available() -> None:
-    """Called by ``import bixt``: register in timm when timm imports cleanly, stay silent otherwise."""
+    """Called when bixt.models is first imported: register in timm when timm imports cleanly, stay silent otherwise."""
     if importlib.util.find_spec("timm") is None:
         return
     try:

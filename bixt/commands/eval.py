@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bixt.commands import help_text
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bixt eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bixt eval", description=help_text(__doc__))
     parser.add_argument("path", help="a checkpoint directory (runs/NAME/checkpoints/step-N) or a run directory")
     parser.add_argument("--split", help="data split to evaluate (default: the run's eval split)")
     parser.add_argument("--limit", type=int, help="evaluate only the first N items (default: the run's eval_limit)")

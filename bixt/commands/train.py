@@ -19,6 +19,11 @@ def _recipe_name(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    if not argv or argv[-1] in ("-c", "--config"):
+        from bixt.commands.recipes import what_to_pass
+
+        print(what_to_pass("-c needs a recipe file" if argv else "no recipe given"), file=sys.stderr)
+        return 2
     if any(a in ("-h", "--help") for a in argv):
         from bixt.engine.config import print_help
 

@@ -107,7 +107,7 @@ class RunConfig:
     checkpoint_every_steps: int | None = None  # besides the one at the end of every epoch
     keep_checkpoints: int = 2  # newest step checkpoints kept (the best one is always kept)
     log_every_steps: int = 50
-    progress: bool = True  # a tqdm progress bar on rank 0
+    progress: bool = True  # rank 0: a tqdm bar on a terminal, else a line every log_every_steps steps (or minute)
     tensorboard: bool = False
 
 

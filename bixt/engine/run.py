@@ -148,10 +148,13 @@ def _resolve_stats(config: RunConfig, train_set: Dataset, custom_data: bool) -> 
     augment = config.augment
     if augment.image == "none" or (augment.mean is not None and augment.std is not None):
         return config
+    from bixt.data.registry import dataset_info
     from bixt.data.stats import compute_image_stats, normalisation_stats
 
+    # A user's files (image-folder with root=) have no cache entry that names them: their statistics are computed.
+    own_files = custom_data or dataset_info(config.data.name).kind == "user"
     stats = (
-        compute_image_stats(train_set) if custom_data else normalisation_stats(config.data.name, config.data.cache_dir)
+        compute_image_stats(train_set) if own_files else normalisation_stats(config.data.name, config.data.cache_dir)
     )
     augment = dataclasses.replace(augment, mean=tuple(stats["mean"]), std=tuple(stats["std"]))
     return dataclasses.replace(config, augment=augment)
@@ -202,6 +205,12 @@ def _run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = Path(config.output_dir) / f"{name_hint or config.model.name}-{stamp}"
     return Path(broadcast_string(str(run_dir) if info.is_main else None))
+
+
+def _plot(run_dir: Path, primary: str, *, stopped_at: tuple[int, float] | None = None) -> Path:
+    from bixt.analysis.plots import plot_learning_curve
+
+    return plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary, stopped_at=stopped_at)
 
 
 def fit(
@@ -356,15 +365,14 @@ def fit(
             checkpoint(is_best)
     except NonFiniteLossError as error:
         error.last_checkpoint = str(last_checkpoint) if last_checkpoint is not None else None
+        if info.is_main:  # the curve up to the failure is what one wants to look at now
+            stopped_at = (error.step, error.step / steps_per_epoch)
+            error.plot_path = str(_plot(run_dir, primary, stopped_at=stopped_at))
         raise
     finally:
         log.close()
 
-    plot_path = None
-    if info.is_main:
-        from bixt.analysis.plots import plot_learning_curve
-
-        plot_path = plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary)
+    plot_path = _plot(run_dir, primary) if info.is_main else None
     best_link = run_dir / CHECKPOINTS / "best"
     return RunResult(
         run_dir=run_dir,
