@@ -12,13 +12,17 @@ import argparse
 import sys
 from pathlib import Path
 
+from bixt.commands import help_text
+
 # ImageNet's per-channel statistics, which the authors' models were trained with (SPEC 3.1).
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bixt analyze", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bixt analyze", description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="analysis", required=True)
     attention = sub.add_parser("attention", help="draw where latents attend and what attends to them (Figure 1)")
     attention.add_argument("path", help="a run directory, a checkpoint directory, or an official weights file")

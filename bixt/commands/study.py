@@ -11,9 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from bixt.commands import help_text
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bixt study", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bixt study", description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="action", required=True)
     run = sub.add_parser("run", help="train every unfinished cell of a study (resumable)")
     report = sub.add_parser("report", help="collect a study's finished runs into tables and plots")
