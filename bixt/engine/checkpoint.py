@@ -35,6 +35,7 @@ CHECKPOINTS = "checkpoints"
 STATE_NAME = "training_state.pt"
 META_NAME = "meta.json"
 EMA_NAME = "ema.safetensors"
+REQUIRED_FILES = ("model.safetensors", "config.json", STATE_NAME, META_NAME)
 
 
 @dataclass
@@ -111,9 +112,10 @@ def save_checkpoint(
         torch.save(state, tmp / STATE_NAME)
         (tmp / META_NAME).write_text(json.dumps(asdict(progress), indent=2))
         final = directory / name
-        if final.exists():  # the same step saved twice (e.g. a step checkpoint at the end of an epoch)
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        if final.is_dir():
+            _replace_same_step(tmp, final)
+        else:
+            os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,6 +124,19 @@ def save_checkpoint(
         _replace_link(directory, "best", name)
     _prune(directory, keep)
     return final
+
+
+def _replace_same_step(tmp: Path, final: Path) -> None:
+    """The same step saved again (a step checkpoint, then the end-of-epoch one with its evaluation).
+
+    The weights are the same, so the files are swapped one by one, each atomically, the training state before the
+    metadata: at every moment ``final`` is a complete checkpoint of this step (``last`` never dangles), and
+    ``training_state.pt`` alone decides where a resume continues.
+    """
+    for name in (*sorted(p.name for p in tmp.iterdir() if p.name not in (STATE_NAME, META_NAME)), STATE_NAME):
+        os.replace(tmp / name, final / name)
+    os.replace(tmp / META_NAME, final / META_NAME)
+    tmp.rmdir()
 
 
 def _prune(directory: Path, keep: int) -> None:
@@ -133,19 +148,55 @@ def _prune(directory: Path, keep: int) -> None:
             shutil.rmtree(directory / name, ignore_errors=True)
 
 
+def is_complete(checkpoint: Path) -> bool:
+    """Whether a directory holds every file a resume needs (a renamed-into-place checkpoint always does)."""
+    return all((checkpoint / name).is_file() for name in REQUIRED_FILES)
+
+
+def newest_complete(run_dir: Path) -> Path | None:
+    """The complete ``step-N`` checkpoint with the largest N, whatever the links say; None if there is none."""
+    steps = sorted((p for p in (run_dir / CHECKPOINTS).glob("step-*") if is_complete(p)), key=lambda p: p.name)
+    return steps[-1].resolve() if steps else None
+
+
 def resolve_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
-    """A checkpoint directory from a checkpoint path or a run directory (its ``prefer``-ed, else the other, link)."""
+    """A checkpoint directory from a checkpoint path or a run directory: its ``prefer``-ed link, else the other link,
+    else the newest complete checkpoint (a link left dangling by a run killed while it replaced checkpoints)."""
     path = Path(path)
-    if (path / STATE_NAME).is_file():
+    if path.is_dir() and (path / STATE_NAME).is_file():
+        if not is_complete(path):
+            missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+            raise FileNotFoundError(f"checkpoint {path} is incomplete: {', '.join(missing)} missing")
         return path.resolve()
     links = (prefer, "last" if prefer == "best" else "best")
     for link in links:
         candidate = path / CHECKPOINTS / link
-        if (candidate / STATE_NAME).is_file():
+        if is_complete(candidate):
             return candidate.resolve()
+    newest = newest_complete(path)
+    if newest is not None:
+        return newest
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (expected a run directory or a checkpoint directory)")
     raise FileNotFoundError(
-        f"{path} is neither a checkpoint directory (with {STATE_NAME}) nor a run directory with {CHECKPOINTS}/last"
+        f"{path} is neither a checkpoint directory (with {STATE_NAME}) nor a run directory with a complete "
+        f"checkpoint in {CHECKPOINTS}/"
     )
+
+
+def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
+    """Delete what a killed save left behind (``.step-N.*.tmp`` directories, ``.last.*.tmp`` links); returns them.
+
+    Only the process that holds the run may call this: another one's save in progress looks the same.
+    """
+    directory = run_dir / CHECKPOINTS
+    removed = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
 
 
 def run_dir_of(checkpoint: Path) -> Path:

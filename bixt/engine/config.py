@@ -100,8 +100,9 @@ class RunConfig:
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
     threads: int | None = None  # torch.set_num_threads, e.g. the number of cores
     output_dir: str = "runs"
-    run_name: str | None = None  # default: <recipe>-<time>; with resume: the resumed run's directory
-    resume: str | None = None  # a checkpoint directory or a run directory (its last checkpoint)
+    run_name: str | None = None  # default: <recipe>-<time>, suffixed -2, -3... if taken; with resume: the run's own
+    resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint; reads the run's config.yaml
+    max_steps: int | None = None  # stop after this many optimizer steps in all (then evaluate and checkpoint)
     eval_every_epochs: int = 1
     checkpoint_every_steps: int | None = None  # besides the one at the end of every epoch
     keep_checkpoints: int = 2  # newest step checkpoints kept (the best one is always kept)
