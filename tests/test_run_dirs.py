@@ -90,7 +90,7 @@ def test_output_dir_that_is_a_file_fails_before_any_work(tmp_path, monkeypatch):
 def test_unwritable_output_dir_fails_before_any_work(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    with pytest.raises(ConfigError, match="output_dir .* is not writable"):
+    with pytest.raises(ConfigError, match=r"output_dir .* is not writable"):
         fit(tiny_config(str(locked / "runs")), train_set=tiny_images(), eval_set=tiny_images())
 
 
