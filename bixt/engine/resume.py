@@ -84,7 +84,10 @@ def parse_train_args(argv: list[str]) -> RunConfig:
     saved = _saved_config_path(resume)
     if not saved.is_file():
         return parse_config(argv)  # a checkpoint outside a run: the command line must say everything; plan() checks
-    return parse_config(["--config", str(saved), *argv])
+    # The saved name and place are the run's own: only a --run_name given now sends the resumed run elsewhere
+    # (beside the original unless --output_dir says otherwise).
+    where = ["--run_name", "null", "--output_dir", str(saved.parent.parent)]
+    return parse_config(["--config", str(saved), *where, *argv])
 
 
 def _flat(config: RunConfig) -> dict[str, Any]:

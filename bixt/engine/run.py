@@ -355,6 +355,10 @@ def fit(
     # Every check has passed: from here on the run writes.
     lock = None
     run_dir = plan.run_dir if plan is not None and in_place else _new_run_dir(config, info, name_hint)
+    if plan is not None and in_place and plan.saved is not None:
+        # The run keeps its recorded name and place, and its config.yaml stays a recipe that starts it afresh.
+        saved = plan.saved
+        config = dataclasses.replace(config, run_name=saved.run_name, output_dir=saved.output_dir, resume=saved.resume)
     if info.is_main:
         lock = RunLock(run_dir).acquire()
         if in_place:
@@ -376,6 +380,7 @@ def fit(
             ema=ema,
             progress=progress,
             resume_from=resume_from,
+            resumed=plan is not None,
             loaders=(train_loader, train_sampler, eval_loader),
             augments=(train_augment, eval_augment),
             micro_batch=micro_batch,
@@ -410,6 +415,7 @@ def _train(
     ema: nn.Module | None,
     progress: Progress,
     resume_from: Path | None,
+    resumed: bool,
     loaders: tuple[DataLoader, ResumableDistributedSampler, DataLoader],
     augments: tuple[BatchAugment | None, BatchAugment | None],
     micro_batch: int,
@@ -453,7 +459,7 @@ def _train(
     )
     eval_settings = dataclasses.replace(settings, augment=eval_augment)
     log = MetricLog(run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
-    if resume_from is not None:
+    if resumed:  # from its checkpoint's step, or from 0 for a run that stopped before its first one
         log.drop_after(progress.step)
     primary = PRIMARY_METRIC[config.task]
     last_checkpoint: Path | None = resume_from
