@@ -40,10 +40,11 @@ from bixt.engine.distributed import (
 )
 from bixt.engine.interrupt import StopRequests, TrainingInterrupted
 from bixt.engine.metric_log import METRICS_NAME, MetricLog
+from bixt.engine.metrics import IGNORE_INDEX
 from bixt.engine.optim import build_optimizer
 from bixt.engine.run_dir import CONFIG_NAME, RunLock, check_output_dir, check_run_name_free, create_run_dir
 from bixt.engine.schedule import cosine_lr
-from bixt.engine.tasks import PRIMARY_METRIC, Batch, split_batch, takes_mask
+from bixt.engine.tasks import PRIMARY_METRIC, Batch, dense_logits, split_batch, takes_mask
 from bixt.engine.train import NonFiniteLossError, StepSettings, evaluate, train_one_epoch
 from bixt.fileio import atomic_write
 
@@ -230,11 +231,41 @@ def build_augment(config: RunConfig, *, train: bool, num_classes: int, device: t
     return augment.to(device)
 
 
+_LOGITS_LAYOUT = {
+    "classification": (2, "(batch, classes)"),
+    "retrieval": (2, "(batch, classes)"),
+    "semantic_segmentation": (4, "(batch, classes, height, width)"),
+    "part_segmentation": (3, "(batch, points, classes)"),
+}
+
+
+def _check_targets(config: RunConfig, logits: torch.Tensor, target: torch.Tensor) -> None:
+    """The task's logits layout, and integer labels the model has classes for (padding labels aside)."""
+    ndim, layout = _LOGITS_LAYOUT[config.task]
+    if logits.ndim != ndim or target.ndim != ndim - 1:
+        raise ConfigError(
+            f"task {config.task!r} needs logits {layout} and labels with one dimension fewer; model "
+            f"{config.model.name!r} gives {tuple(logits.shape)} on data {config.data.name!r} whose labels are "
+            f"{tuple(target.shape)}: is the task right for this data and model?"
+        )
+    if target.dtype.is_floating_point or target.dtype == torch.bool:
+        raise ConfigError(f"task {config.task!r} needs integer labels; data {config.data.name!r} gives {target.dtype}")
+    classes = logits.shape[-1 if config.task == "part_segmentation" else 1]
+    real = target[target != IGNORE_INDEX]
+    if real.numel() and (real.min() < 0 or real.max() >= classes):
+        raise ConfigError(
+            f"data {config.data.name!r} has label {int(real.max() if real.max() >= classes else real.min())}, but "
+            f"model {config.model.name!r} has {classes} classes (labels 0..{classes - 1}); set "
+            f"model.options.num_classes to the data's class count"
+        )
+
+
 def _check_model_takes_data(
     model: nn.Module, loader: DataLoader, augment: BatchAugment | None, config: RunConfig, device: torch.device
 ) -> None:
-    """One evaluation batch through the model, before anything is written: a model that cannot take the data
-    (image size against the tokenizer's stride, channels, sequence length) fails here as a ConfigError."""
+    """Two items of the first evaluation batch through the augmentation and the model, before anything is written: a
+    model that cannot take the data (image size against the tokenizer's stride, channels, sequence length), a task
+    that does not fit it, or labels beyond the model's classes fail here as a ConfigError."""
     first = next(iter(loader), None)
     if first is None:  # an empty evaluation split: nothing to check against
         return
@@ -244,13 +275,15 @@ def _check_model_takes_data(
     model.eval()  # no dropout and no BatchNorm statistics: the check changes neither the RNG nor the weights
     try:
         with torch.no_grad():
-            model(*(augment(batch) if augment is not None else batch).inputs)
-    except (ValueError, TypeError, RuntimeError) as error:
+            batch = augment(batch) if augment is not None else batch
+            logits = model(*batch.inputs)
+    except (ValueError, TypeError, RuntimeError, IndexError) as error:
         raise ConfigError(
             f"model {config.model.name!r} cannot take the data of {config.data.name!r} after augmentation: {error}"
         ) from error
     finally:
         model.train(was_training)
+    _check_targets(config, dense_logits(config.task, logits.float(), batch.target), batch.target)
 
 
 def _new_run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
