@@ -57,14 +57,21 @@ def _matches(value: Any, expected: Any) -> bool:
     return True  # an annotation this check does not know: the model's own checks decide
 
 
-def _describe(expected: Any) -> str:
+def describe_type(expected: Any) -> str:
     origin = typing.get_origin(expected)
     if origin is Literal:
         return "one of " + ", ".join(repr(option) for option in typing.get_args(expected))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(option) for option in typing.get_args(expected))
+        return " or ".join(describe_type(option) for option in typing.get_args(expected))
     if expected is type(None):
         return "None"
+    if origin is tuple:
+        items = typing.get_args(expected)
+        if len(items) == 2 and items[1] is Ellipsis:
+            return f"a list of {describe_type(items[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {len(items)}: [{', '.join(describe_type(item) for item in items)}]"
+    if origin is dict:
+        return "a mapping {key: value, ...}"
     names = {bool: "a bool (true / false)", int: "an integer", float: "a number", str: "a string"}
     return names.get(expected, getattr(expected, "__name__", str(expected)))
 
@@ -86,7 +93,7 @@ def check_types(config: Any) -> None:
         if not _matches(value, expected):
             error = ValueError if isinstance(value, str) and _is_choice(expected) else TypeError
             got = f"got {value!r} ({type(value).__name__})"
-            raise error(f"{type(config).__name__}.{f.name} must be {_describe(expected)}, {got}")
+            raise error(f"{type(config).__name__}.{f.name} must be {describe_type(expected)}, {got}")
 
 
 def check_common(config: Any) -> None:
