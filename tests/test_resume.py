@@ -180,10 +180,15 @@ from bixt.engine.run import fit
 where, step = sys.argv[1], int(sys.argv[2])
 real_replace, real_link = checkpoint.os.replace, checkpoint._replace_link
 
+meta_replaced = []
+
 def replace(src, dst):
-    # Between the last two file operations of saving step 6 a second time (at the end of epoch 1).
+    # Between the last two file operations of saving step 6 a second time (at the end of epoch 1): the training
+    # state swapped, the final metadata not yet (the first metadata write is the one that accepts either state).
     if where == "same-step" and str(dst).endswith("step-%08d/meta.json" % step):
-        os._exit(9)
+        meta_replaced.append(dst)
+        if len(meta_replaced) == 2:
+            os._exit(9)
     return real_replace(src, dst)
 
 def link(directory, name, target):

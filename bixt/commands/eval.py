@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
         report = evaluate_checkpoint(
             args.path, split=args.split, limit=args.limit, batch_size=args.batch_size, ema=args.ema, device=args.device
         )
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, ValueError) as error:  # ValueError: a damaged checkpoint, named
         print(f"bixt eval: {error}", file=sys.stderr)
         return 2
     print(f"checkpoint: {report.checkpoint} (step {report.step}), split {report.split}, {report.num_items} items")

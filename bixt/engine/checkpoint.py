@@ -10,7 +10,8 @@ Layout of a run directory::
         config.json           model config }
         ema.safetensors       EMA weights (when the run keeps an EMA)
         training_state.pt     optimizer, grad scaler, RNG states, progress (epoch, step, position in the epoch)
-        meta.json             step, epoch and the evaluation metrics at that point
+        meta.json             step, epoch, the evaluation metrics at that point, sha256 of the files above
+                              (model.safetensors' is in config.json): loading checks them
       last -> step-...        symbolic links, replaced atomically
       best -> step-...
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -28,14 +30,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from bixt.fileio import DamagedFileError, atomic_write, check_sha256, sha256_file
+from bixt.models.serialization import WEIGHTS_NAME, load_state_checked, load_weights_file, read_json
 
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "training_state.pt"
 META_NAME = "meta.json"
 EMA_NAME = "ema.safetensors"
-REQUIRED_FILES = ("model.safetensors", "config.json", STATE_NAME, META_NAME)
+REQUIRED_FILES = (WEIGHTS_NAME, "config.json", STATE_NAME, META_NAME)
 
 
 @dataclass
@@ -110,7 +115,8 @@ def save_checkpoint(
             "progress": asdict(progress),
         }
         torch.save(state, tmp / STATE_NAME)
-        (tmp / META_NAME).write_text(json.dumps(asdict(progress), indent=2))
+        checksums = {name: sha256_file(tmp / name) for name in (EMA_NAME, STATE_NAME) if (tmp / name).is_file()}
+        (tmp / META_NAME).write_text(json.dumps({**asdict(progress), "sha256": checksums}, indent=2))
         final = directory / name
         if final.is_dir():
             _replace_same_step(tmp, final)
@@ -129,12 +135,18 @@ def save_checkpoint(
 def _replace_same_step(tmp: Path, final: Path) -> None:
     """The same step saved again (a step checkpoint, then the end-of-epoch one with its evaluation).
 
-    The weights are the same, so the files are swapped one by one, each atomically, the training state before the
-    metadata: at every moment ``final`` is a complete checkpoint of this step (``last`` never dangles), and
-    ``training_state.pt`` alone decides where a resume continues.
+    The weights are the same, so the files are swapped one by one, each atomically: at every moment ``final`` is a
+    complete checkpoint of this step whose files match their recorded sha256 (``last`` never dangles), and
+    ``training_state.pt`` alone decides where a resume continues. While the training state is swapped, the metadata
+    accepts the old state's sha256 and the new one's.
     """
-    for name in (*sorted(p.name for p in tmp.iterdir() if p.name not in (STATE_NAME, META_NAME)), STATE_NAME):
+    new_meta = read_json(tmp / META_NAME)
+    old_state = read_meta(final).get("sha256", {}).get(STATE_NAME)
+    either = {**new_meta, "sha256": {**new_meta["sha256"], STATE_NAME: [old_state, new_meta["sha256"][STATE_NAME]]}}
+    atomic_write(final / META_NAME, lambda path: path.write_text(json.dumps(either, indent=2)))
+    for name in sorted(p.name for p in tmp.iterdir() if p.name not in (STATE_NAME, META_NAME)):
         os.replace(tmp / name, final / name)
+    os.replace(tmp / STATE_NAME, final / STATE_NAME)
     os.replace(tmp / META_NAME, final / META_NAME)
     tmp.rmdir()
 
@@ -204,16 +216,34 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.resolve().parent.parent
 
 
+def _recorded_sha256(checkpoint: Path, name: str) -> str | None:
+    """The sha256 a checkpoint recorded for one of its files (None: written before checksums were recorded)."""
+    if name == WEIGHTS_NAME:
+        return read_json(checkpoint / "config.json").get("weights_sha256")
+    return read_meta(checkpoint).get("sha256", {}).get(name)
+
+
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)
+    path = checkpoint / STATE_NAME
+    expected = _recorded_sha256(checkpoint, STATE_NAME)
+    if expected is not None:
+        check_sha256(path, expected, "resume from another checkpoint of the run")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise DamagedFileError(f"{path} is damaged: not a readable training state ({str(error)[:200]})") from None
 
 
 def load_weights(model: nn.Module, checkpoint: Path, *, ema: bool = False) -> None:
-    path = checkpoint / (EMA_NAME if ema else "model.safetensors")
+    """Load a checkpoint's weights (or EMA weights) into ``model``, checked against their recorded sha256."""
+    name = EMA_NAME if ema else WEIGHTS_NAME
+    path = checkpoint / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found" + (" (the run kept no EMA)" if ema else ""))
-    model.load_state_dict(load_file(path, device=str(next(model.parameters()).device)))
+    device = next(model.parameters()).device
+    state = load_weights_file(path, sha256=_recorded_sha256(checkpoint, name), device=device)
+    load_state_checked(model, state, path)
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / META_NAME).read_text())
+    return read_json(checkpoint / META_NAME)

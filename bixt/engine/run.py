@@ -369,14 +369,17 @@ def fit(
     progress = Progress()
     rng_to_restore = None
     if resume_from is not None:
-        state = load_training_state(resume_from)
-        load_weights(model, resume_from)
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state["scaler"] is not None:
-            scaler.load_state_dict(state["scaler"])
-        if ema is not None:
-            load_weights(ema.module, resume_from, ema=True)
-            ema.n_averaged.fill_(state["ema_n_averaged"])
+        try:
+            state = load_training_state(resume_from)
+            load_weights(model, resume_from)
+            optimizer.load_state_dict(state["optimizer"])
+            if scaler is not None and state["scaler"] is not None:
+                scaler.load_state_dict(state["scaler"])
+            if ema is not None:
+                load_weights(ema.module, resume_from, ema=True)
+                ema.n_averaged.fill_(state["ema_n_averaged"])
+        except (ValueError, FileNotFoundError, KeyError) as error:  # damaged files, or a checkpoint of another run
+            raise ConfigError(f"cannot resume from {resume_from}: {error}") from error
         progress = Progress(**state["progress"])
         rng_to_restore = state["rng"]
     steps_total = steps_per_epoch * config.schedule.epochs
