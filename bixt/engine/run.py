@@ -239,8 +239,9 @@ _LOGITS_LAYOUT = {
 }
 
 
-def _check_targets(config: RunConfig, logits: torch.Tensor, target: torch.Tensor) -> None:
-    """The task's logits layout, and integer labels the model has classes for (padding labels aside)."""
+def _check_targets(config: RunConfig, logits: torch.Tensor, target: torch.Tensor, labels: torch.Tensor) -> None:
+    """The task's logits layout for ``target``, and integer ``labels`` (a whole batch's) the model has classes for
+    (padding labels aside)."""
     ndim, layout = _LOGITS_LAYOUT[config.task]
     if logits.ndim != ndim or target.ndim != ndim - 1:
         raise ConfigError(
@@ -248,10 +249,11 @@ def _check_targets(config: RunConfig, logits: torch.Tensor, target: torch.Tensor
             f"{config.model.name!r} gives {tuple(logits.shape)} on data {config.data.name!r} whose labels are "
             f"{tuple(target.shape)}: is the task right for this data and model?"
         )
+    logits = dense_logits(config.task, logits.float(), target)  # segmentation heads may predict at token size
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ConfigError(f"task {config.task!r} needs integer labels; data {config.data.name!r} gives {target.dtype}")
     classes = logits.shape[-1 if config.task == "part_segmentation" else 1]
-    real = target[target != IGNORE_INDEX]
+    real = labels[labels != IGNORE_INDEX]
     if real.numel() and (real.min() < 0 or real.max() >= classes):
         raise ConfigError(
             f"data {config.data.name!r} has label {int(real.max() if real.max() >= classes else real.min())}, but "
@@ -270,6 +272,7 @@ def _check_model_takes_data(
     if first is None:  # an empty evaluation split: nothing to check against
         return
     batch = split_batch(first, padded=config.data.collate == "padded", mask_to_model=takes_mask(model), device=device)
+    labels = batch.target  # the whole batch's labels are checked against the classes: cheap, and more of them
     batch = Batch(tuple(x[:2] for x in batch.inputs), batch.target[:2])  # two items say as much as a whole batch
     was_training = model.training
     model.eval()  # no dropout and no BatchNorm statistics: the check changes neither the RNG nor the weights
@@ -283,7 +286,7 @@ def _check_model_takes_data(
         ) from error
     finally:
         model.train(was_training)
-    _check_targets(config, dense_logits(config.task, logits.float(), batch.target), batch.target)
+    _check_targets(config, logits, batch.target, labels)
 
 
 def _new_run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
