@@ -324,12 +324,12 @@ def fit(
     info = env_info()
     device = resolve_device(config, info)
     micro_batch = check_config(config, info, device)
-    if info.is_main:
-        check_output_dir(config.output_dir)
+    # Read-only checks, on every process alike, so that all of them stop together.
+    check_output_dir(config.output_dir)
     plan = resume.plan(config) if config.resume is not None else None
     resume_from = plan.checkpoint if plan is not None else None
     in_place = plan is not None and config.run_name is None
-    if config.run_name is not None and info.is_main:
+    if config.run_name is not None:
         target = Path(config.output_dir) / config.run_name
         if not (plan is not None and target.resolve() == plan.run_dir):
             check_run_name_free(target)
