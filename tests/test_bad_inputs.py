@@ -537,3 +537,19 @@ def test_bad_input_gets_a_clear_error(env, case):
     if case.error is not CliFailed:  # a command's failure is its exit status and message, checked by cli()
         site = _raise_site(info.value)
         assert site.is_relative_to(BIXT_DIR), f"raised inside {site}, not by bixt: {info.value!r}"
+
+
+@pytest.mark.parametrize(
+    ("name", "inputs", "shape"),
+    [
+        ("bixt_ti_l64_p16", lambda: (torch.rand(0, 3, 32, 32),), (0, 3)),
+        ("vit_ti_p16", lambda: (torch.rand(0, 3, 32, 32),), (0, 3)),
+        (_TEXT, lambda: (torch.randint(1, 257, (0, 10)),), (0, 2)),
+        ("bixt_lra_retrieval", lambda: (torch.randint(1, 257, (0, 10)), torch.randint(1, 257, (0, 12))), (0, 2)),
+        (_POINTS, lambda: (torch.rand(0, 64, 3),), (0, 40)),
+        ("bixt_points_partseg", lambda: (torch.rand(0, 64, 3), torch.zeros(0, dtype=torch.long)), (0, 64, 50)),
+        ("bixt_ti_l64_d13_p16s8_seg_linear", lambda: (torch.rand(0, 3, 32, 32),), (0, 3, 32, 32)),
+    ],
+)
+def test_an_empty_batch_gives_an_empty_output(name, inputs, shape):
+    assert tuple(forward(name, *(lambda x=x: x for x in inputs()))(None).shape) == shape
