@@ -138,13 +138,13 @@ def plan(config: RunConfig) -> ResumePlan:
     return ResumePlan(run_dir, checkpoint, saved)
 
 
-def record(run_dir: Path, plan_: ResumePlan, config: RunConfig, step: int) -> None:
+def record(run_dir: Path, resumed: ResumePlan, config: RunConfig, step: int) -> None:
     """Append what this resume changed (and from where it went on) to ``resumes.jsonl``."""
-    changes = differences(plan_.saved, config) if plan_.saved is not None else {}
+    changes = differences(resumed.saved, config) if resumed.saved is not None else {}
     changes = {k: v for k, v in changes.items() if k not in ("resume", "run_name", "output_dir")}
     entry = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "from": str(plan_.checkpoint) if plan_.checkpoint is not None else None,
+        "from": str(resumed.checkpoint) if resumed.checkpoint is not None else None,
         "step": step,
         "changes": {k: {"was": old, "now": new} for k, (old, new) in changes.items()},
     }

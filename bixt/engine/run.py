@@ -1,8 +1,9 @@
 """A whole training run: check the config, build everything, train and evaluate epoch by epoch, checkpoint, plot.
 
 :func:`fit` is the programmatic entry point behind ``bixt train``. Everything that can be wrong with a config
-(batch not divisible over processes, unknown model or model option, missing data, fp16 without a GPU) raises
-ConfigError before the first step.
+(batch not divisible over processes, unknown model or model option, missing or damaged data, a device that is not
+there, a model that cannot take the data, an unsafe change on resume) raises ConfigError before the run directory
+is made or touched. SIGINT / SIGTERM end the run at a step boundary with a checkpoint (``engine.interrupt``).
 """
 
 from __future__ import annotations
