@@ -143,7 +143,10 @@ def cli(*argv: str | Callable[[Env], str]) -> Callable[[Env], Any]:
     def run(env: Env) -> Any:
         err = io.StringIO()
         with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-            code = cli_main([arg(env) if callable(arg) else arg for arg in argv])
+            try:
+                code = cli_main([arg(env) if callable(arg) else arg for arg in argv])
+            except SystemExit as exit:  # argparse's way of refusing an argument: usage and message, status 2
+                code = exit.code
         assert "Traceback" not in err.getvalue()
         if code != 0:
             raise CliFailed(f"exit {code}: {err.getvalue()}")
@@ -482,6 +485,10 @@ CASES = [
         in_checkpoint("training_state.pt"), flip, lambda d: d)(env)), "--schedule.epochs", "3"),
         train_set=tiny_images(), eval_set=tiny_images()), ConfigError,
         r"cannot resume from .*training_state\.pt is damaged: its sha256"),
+    Bad("eval batch 0", cli("eval", lambda env: str(env.run), "--batch-size", "0"), CliFailed,
+        r"(?s)exit 2: .*--batch-size: expected a positive whole number, got '0'"),
+    Bad("eval limit word", cli("eval", lambda env: str(env.run), "--limit", "all"), CliFailed,
+        r"(?s)exit 2: .*--limit: expected a positive whole number, got 'all'"),
     Bad("cli resume nothing", cli("train", "--resume", "/nonexistent/run"), CliFailed, r"cannot resume from"),
     Bad("cli bad yaml", cli("train", "-c", lambda env: str(_written(env, "a: [1\n"))), CliFailed,
         r"exit 2: bixt train: .*\.yaml: not valid YAML at line 2"),
