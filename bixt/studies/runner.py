@@ -114,12 +114,23 @@ def cpu_name() -> str:
 
 
 def train_command(study: Study, run: CellRun, threads: int) -> list[str]:
-    command = [sys.executable, "-m", "bixt", "train", "-c", str(study.cell_recipe(run.cell)), "--seed", str(run.seed)]
-    command += override_args(run.overrides)
-    command += ["--threads", str(threads), "--output_dir", str(run.run_dir.parent), "--run_name", run.run_dir.name]
+    """The cell's `bixt train` command. A cell with a checkpoint resumes: its saved config then decides the rest."""
+    train = [sys.executable, "-m", "bixt", "train"]
     if has_checkpoint(run):
-        command += ["--resume", str(run.run_dir)]
-    return command
+        return [*train, "--resume", str(run.run_dir), "--threads", str(threads)]
+    recipe = str(study.cell_recipe(run.cell))
+    place = ["--output_dir", str(run.run_dir.parent), "--run_name", run.run_dir.name]
+    return [
+        *train,
+        "-c",
+        recipe,
+        "--seed",
+        str(run.seed),
+        *override_args(run.overrides),
+        "--threads",
+        str(threads),
+        *place,
+    ]
 
 
 def has_checkpoint(run: CellRun) -> bool:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bixt.layers.pos_embed import FourierPositionEncoding2d
+from bixt.tokenizers.checks import check_float_input
 
 ImageTokenizerKind = Literal["patch16", "patch16_s8", "patch16_s4", "conv16", "conv8", "conv4"]
 IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
@@ -106,7 +107,9 @@ class ImageTokenizer(nn.Module):
         return self.patch_embed.stride
 
     def check_input(self, x: torch.Tensor) -> None:
-        """Raise ValueError unless x is a (b, in_chans, H, W) batch with H and W divisible by the stride."""
+        """Raise TypeError/ValueError unless x is a (b, in_chans, H, W) float batch of the model's dtype with H and W
+        divisible by the stride (NaN / inf: the models' ``check_finite=True``)."""
+        check_float_input(x, next(self.parameters()), "images")
         if x.ndim != 4:
             raise ValueError(
                 f"expected images of shape (batch, {self.in_chans}, height, width), got shape {tuple(x.shape)}"
