@@ -12,16 +12,20 @@ import torch.nn.functional as F
 from bixt.analysis.plots import _pyplot, _save
 
 
-def plot_accuracy_vs_flops(rows: list[dict[str, Any]], path: Path, *, title: str, ylabel: str) -> Path:
-    """One point per cell (mean ± std over seeds) at its MFLOPs; rows: label, mflops, mean, std."""
+def plot_cell_comparison(rows: list[dict[str, Any]], path: Path, *, title: str, ylabel: str) -> Path:
+    """One column per cell: every seed's result as a dot, the mean ± std as a bar; rows: label, values, mflops."""
     plt = _pyplot("study plot", "train")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(rows) + 2), 4.5), layout="constrained")
     for i, row in enumerate(rows):
-        ax.errorbar(row["mflops"], row["mean"], yerr=row["std"], fmt="o", capsize=4, color=f"C{i}", label=row["label"])
-    ax.set(xlabel="MFLOPs per input (multiply-adds)", ylabel=ylabel, title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
+        values = row["values"]
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        ax.errorbar(i, mean, yerr=std, fmt="s", capsize=6, color=f"C{i}", markersize=7)
+        ax.plot([i + 0.12] * len(values), values, "o", color=f"C{i}", alpha=0.5, markersize=4)
+    ax.set_xticks(range(len(rows)), [f"{r['label']}\n{r['mflops']:.2f} MFLOPs" for r in rows], fontsize=8)
+    ax.set(ylabel=ylabel, title=title)
+    ax.grid(alpha=0.3, axis="y")
+    ax.set_xlim(-0.5, len(rows) - 0.5)
     try:
         return _save(fig, path, dpi=110)
     finally:

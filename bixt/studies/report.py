@@ -189,17 +189,14 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
             else f"| {cell} | — | — | 0 of {len(runs)} | — | — | — | — | — |"
         )
         if values and c:
-            mean, std = _mean_std(values)
-            rows.append(
-                {"label": cell, "mflops": c["flops"] / 1e6, "mean": mean, "std": 0.0 if math.isnan(std) else std}
-            )
+            rows.append({"label": cell, "mflops": c["flops"] / 1e6, "values": values})
     spread = max(abs(f / budget - 1) for f in flops) if flops else float("nan")
     if study.matched_cost:
         lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
     lines += ["", *_ordering(finished, study.ordering)]
-    metric = f"test {' / '.join(primaries)} (%)"
+    metric = f"test {' / '.join(primaries)} (%): seeds (dots), mean ± std"
     plot = (
-        study_plots.plot_accuracy_vs_flops(rows, out / "accuracy_vs_flops.png", title=study.title, ylabel=metric)
+        study_plots.plot_cell_comparison(rows, out / "comparison.png", title=study.title, ylabel=metric)
         if rows
         else None
     )
