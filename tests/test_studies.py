@@ -222,3 +222,23 @@ def test_analyze_attention_draws_a_grid_and_names_bad_requests(tmp_path: Path) -
     assert bad_layer.returncode == 2 and "layer 7 does not exist" in bad_layer.stderr
     bad_latent = _bixt("analyze", "attention", str(run_dir), "--latents", "99", "--out", str(out))
     assert bad_latent.returncode == 2 and "latents [99] do not exist" in bad_latent.stderr
+
+
+def test_analyze_attention_draws_the_authors_weights_on_an_image_folder(tmp_path: Path) -> None:
+    from official_reference import OfficialSpec, official_state_dict
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    spec = OfficialSpec(embed_dim=192, num_heads=6, depth=12, num_latents=64, num_classes=1000, pos_buffer_grid=14)
+    save_file(official_state_dict(spec), tmp_path / "official.safetensors")
+    (tmp_path / "images" / "some-class").mkdir(parents=True)
+    for i in range(2):
+        pixels = torch.randint(0, 256, (40, 60, 3), generator=torch.Generator().manual_seed(i), dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(tmp_path / "images" / "some-class" / f"{i}.png")
+    out = tmp_path / "grid.png"
+    argv = ["analyze", "attention", str(tmp_path / "official.safetensors"), "--official-model", "bixt_ti_l64_p16"]
+    drawn = _bixt(*argv, "--image-folder", str(tmp_path / "images"), "--out", str(out))
+    assert drawn.returncode == 0, drawn.stderr
+    assert out.stat().st_size > 10_000
+    no_images = _bixt(*argv, "--out", str(out))
+    assert no_images.returncode == 2 and "--image-folder" in no_images.stderr
