@@ -35,7 +35,7 @@ def plot_cell_comparison(rows: list[dict[str, Any]], path: Path, *, title: str, 
 def plot_token_scaling(series: dict[int, list[tuple[int, float, float]]], path: Path, *, title: str) -> Path:
     """Figure 3 (left) at small scale. series: latents -> [(tokens, top-1 %, MFLOPs)]; accuracy solid, FLOPs dashed."""
     plt = _pyplot("study plot", "train")
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
     ax_cost = ax.twinx()
     for i, (latents, points) in enumerate(sorted(series.items())):
         points = sorted(points)
@@ -49,8 +49,13 @@ def plot_token_scaling(series: dict[int, list[tuple[int, float, float]]], path: 
     ax.grid(alpha=0.3)
     handles = ax.get_legend_handles_labels()
     cost_handles = ax_cost.get_legend_handles_labels()
-    ax.legend(handles[0] + cost_handles[0], handles[1] + cost_handles[1], fontsize=8, loc="lower right")
-    fig.tight_layout()
+    ax.legend(
+        handles[0] + cost_handles[0],
+        handles[1] + cost_handles[1],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.12, 1.0),
+    )
     try:
         return _save(fig, path, dpi=110)
     finally:
@@ -61,7 +66,7 @@ def plot_width_scaling(points: list[tuple[int, float, float]], path: Path, *, ti
     """Figure 3 (right) at small scale: (width, top-1 %, MFLOPs) points, accuracy solid and FLOPs dashed."""
     plt = _pyplot("study plot", "train")
     points = sorted(points)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
     ax_cost = ax.twinx()
     widths = [p[0] for p in points]
     ax.plot(widths, [p[1] for p in points], "o-", color="C0", label="accuracy")
@@ -71,8 +76,13 @@ def plot_width_scaling(points: list[tuple[int, float, float]], path: Path, *, ti
     ax.grid(alpha=0.3)
     handles = ax.get_legend_handles_labels()
     cost_handles = ax_cost.get_legend_handles_labels()
-    ax.legend(handles[0] + cost_handles[0], handles[1] + cost_handles[1], fontsize=8, loc="lower right")
-    fig.tight_layout()
+    ax.legend(
+        handles[0] + cost_handles[0],
+        handles[1] + cost_handles[1],
+        fontsize=8,
+        loc="upper left",
+        bbox_to_anchor=(1.12, 1.0),
+    )
     try:
         return _save(fig, path, dpi=110)
     finally:

@@ -241,7 +241,7 @@ def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...],
 
 def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool) -> tuple[list[str], list[Path]]:
     cells = _by_cell(records)
-    points = []  # (tokens, latents, width, mean top-1, MFLOPs, cell)
+    points = []  # (tokens, latents, width, mean top-1, MFLOPs, cell, every seed's top-1)
     for cell, runs in cells.items():
         values = [v for v in map(_final, runs) if v is not None]
         c = _first_with(runs, "flops")
@@ -255,6 +255,7 @@ def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool
                     statistics.fmean(values),
                     c["flops"] / 1e6,
                     cell,
+                    values,
                 )
             )
     if not points:
@@ -264,13 +265,13 @@ def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool
     token_points = [p for p in points if p[2] == base_width]
     tokens = sorted({p[0] for p in token_points})
     latents = sorted({p[1] for p in token_points})
-    lines = [f"Test top-1 (%) and MFLOPs by tokens and latents (width {base_width}):", ""]
+    lines = [f"Test top-1 (%, mean ± std over seeds) and MFLOPs by tokens and latents (width {base_width}):", ""]
     lines += ["| latents \\ tokens | " + " | ".join(str(t) for t in tokens) + " |", "|---" * (len(tokens) + 1) + "|"]
     for m in latents:
         row = []
         for t in tokens:
             hit = [p for p in token_points if p[0] == t and p[1] == m]
-            row.append(f"{hit[0][3]:.2f} ({hit[0][4]:.1f} MFLOPs)" if hit else "—")
+            row.append(f"{_pm(hit[0][6])} ({hit[0][4]:.1f} MFLOPs, n={len(hit[0][6])})" if hit else "—")
         lines.append(f"| {m} | " + " | ".join(row) + " |")
     lines += ["", *_linearity(token_points)]
     series = {m: [(p[0], p[3], p[4]) for p in token_points if p[1] == m] for m in latents}
@@ -284,7 +285,9 @@ def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool
             "| width | test top-1 (%) | MFLOPs |",
             "|---|---|---|",
         ]
-        lines += [f"| {p[2]} | {p[3]:.2f} | {p[4]:.2f} |" for p in sorted(fixed, key=lambda p: p[2])]
+        lines += [
+            f"| {p[2]} | {_pm(p[6])} (n={len(p[6])}) | {p[4]:.2f} |" for p in sorted(fixed, key=lambda p: p[2])
+        ]
         plots.append(
             study_plots.plot_width_scaling([(p[2], p[3], p[4]) for p in fixed], out / "width.png", title=study.title)
         )
@@ -308,7 +311,7 @@ def _linearity(points: list[tuple]) -> list[str]:
         worst = max(abs(intercept + slope * t - f) / f for t, f in series)
         lines.append(
             f"- {m} latents: MFLOPs = {intercept:.3f} + {slope:.4f} x tokens; largest deviation from the line "
-            f"{100 * worst:.2g}% (linear in tokens)"
+            f"{100 * worst:.4f}%"
         )
     return ["FLOPs against tokens (least-squares line per latent count):", "", *lines] if lines else []
 
