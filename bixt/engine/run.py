@@ -8,6 +8,7 @@ ConfigError before the first step.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from bixt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from bixt.engine.compiling import CompiledWithFallback
 from bixt.engine.config import ConfigError, RunConfig, dump_config
 from bixt.engine.distributed import (
     DistInfo,
@@ -42,8 +44,11 @@ from bixt.engine.schedule import cosine_lr
 from bixt.engine.tasks import PRIMARY_METRIC, Batch, split_batch, takes_mask
 from bixt.engine.train import NonFiniteLossError, StepSettings, evaluate, train_one_epoch
 from bixt.fileio import atomic_write
+from bixt.layers.attend import auto_choices, clear_auto_choices
+from bixt.precision import PrecisionChoice, matmul_width, resolve_precision
 
 CONFIG_NAME = "config.yaml"
+KERNELS_NAME = "kernels.json"  # what precision and attention paths the automatic rules chose
 PLOT_NAME = "learning_curve.png"
 
 
@@ -192,6 +197,32 @@ def _check_model_takes_data(
         model.train(was_training)
 
 
+def _resolve_precision(
+    config: RunConfig, device: torch.device, info: DistInfo, model: nn.Module
+) -> tuple[RunConfig, PrecisionChoice]:
+    """``precision: auto`` -> what this device runs for `model`, reported once and kept in the saved config (so that
+    `bixt eval` evaluates in the precision the run trained in)."""
+    try:
+        choice = resolve_precision(config.precision, device, width=matmul_width(model))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if info.is_main:
+        print(choice.describe(), flush=True)
+    return dataclasses.replace(config, precision=choice.precision), choice
+
+
+def _write_kernels(run_dir: Path, precision: PrecisionChoice) -> None:
+    """What the run's automatic choices picked on this machine: precision (and why), and each attention call's path
+    under ``auto`` (`bixt.layers.attend.auto_choices`), for the record beside config.yaml."""
+    record = {
+        "precision": precision.precision,
+        "precision_requested": precision.requested,
+        "precision_reason": precision.reason,
+        "attention_auto": auto_choices(),
+    }
+    atomic_write(run_dir / KERNELS_NAME, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+
+
 def _run_dir(config: RunConfig, info: DistInfo, name_hint: str | None) -> Path:
     if config.run_name is not None:
         run_dir = Path(config.output_dir) / config.run_name
@@ -224,6 +255,7 @@ def fit(
 
     torch.manual_seed(config.seed)  # identical initial weights on every process
     model = build_model(config).to(device)
+    config, precision = _resolve_precision(config, device, info, model)
     custom_data = train_set is not None
     train_set = (
         train_set if train_set is not None else load_split(config, config.data.train_split, config.data.train_limit)
@@ -277,7 +309,7 @@ def fit(
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
-        train_model = torch.compile(train_model)
+        train_model = CompiledWithFallback(train_model)
 
     schedule = config.schedule
 
@@ -333,12 +365,15 @@ def fit(
             checkpoint()
 
     metrics: dict[str, float] = dict(progress.last_eval)
+    clear_auto_choices()  # this run's choices only
     try:
         for epoch in range(progress.epoch, schedule.epochs):
             progress.epoch = epoch
             train_sampler.set_epoch(epoch, start=progress.batch_in_epoch * micro_batch)
             train_loader.generator.manual_seed(config.seed + epoch)
             train_one_epoch(train_model, train_loader, optimizer, settings, progress, log=log, on_step=step_checkpoint)
+            if info.is_main:
+                _write_kernels(run_dir, precision)
             progress.epoch, progress.batch_in_epoch = epoch + 1, 0
             is_best = False
             if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == schedule.epochs:
