@@ -99,9 +99,9 @@ AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
         AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
     ),
     # bf16: the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136 tokens), so the shared similarity
-    # is computed explicitly up to 2^21 elements (fastest at 196 tokens, batch 8, even with fused at 784) and in
-    # chunks above (fastest at 3,136 tokens and the least memory); BENCHMARKS.md §6, AMD EPYC Zen 4 (AVX512-BF16).
-    ("cpu", torch.bfloat16): AutoRule(2**21, "chunked", "BENCHMARKS.md §6 (AMD EPYC Zen 4, AVX512-BF16, no AMX)"),
+    # is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens, batch 8) and in chunks above (fastest
+    # at 3,136 tokens, and the least memory); BENCHMARKS.md §6, AMD EPYC Zen 4 (AVX512-BF16).
+    ("cpu", torch.bfloat16): AutoRule(2**22, "chunked", "BENCHMARKS.md §6 (AMD EPYC Zen 4, AVX512-BF16, no AMX)"),
 }
 # Device types and dtypes without a measurement of their own (CUDA: no GPU was lent when the rules were measured).
 AUTO_RULE_UNMEASURED = AutoRule(AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "not measured: the fp32 CPU rule")
