@@ -58,7 +58,7 @@ def test_gpu_model_step_under_bf16_autocast_matches_explicit() -> None:
     from bixt.layers.attend import attention_path
 
     torch.manual_seed(0)
-    model = bixt.create_model("bixt_ti_l64_p16", num_classes=10).cuda()
+    model = bixt.create_model("bixt_ti_l64_p16", num_classes=10).cuda().eval()  # no drop-path: both runs alike
     images, labels = torch.randn(4, 3, 224, 224, device="cuda"), torch.randint(0, 10, (4,), device="cuda")
     results = {}
     for path in ("explicit", "auto"):
