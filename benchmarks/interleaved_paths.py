@@ -7,11 +7,16 @@ model (in forward and reverse order on alternate repeats), so that load changes 
     python benchmarks/interleaved_paths.py bixt_ti_l64_p16s4 --img 56 --batch 8 --repeats 8
     python benchmarks/interleaved_paths.py bixt_ti_cnv_l64_d13_p8 --img 32 --batch 256 --repeats 15 \\
         --options '{"in_chans": 1, "num_classes": 10, "embed_dim": 64, "depth": 4, "num_heads": 2, "num_latents": 8}'
+
+With ``--precisions fp32 bf16`` every path runs in each precision (bf16 = bf16 autocast), interleaved alike; ratios
+are against the first path in the first precision.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import statistics
 import time
@@ -20,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 import bixt
+from bixt.bench.suite import machine_description
 from bixt.layers.attend import set_attention_path
 
 
@@ -31,6 +37,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--options", type=json.loads, default={}, help="model config overrides as JSON")
     parser.add_argument("--paths", nargs="+", default=["explicit", "fused", "auto"])
+    parser.add_argument("--precisions", nargs="+", choices=("fp32", "bf16"), default=["fp32"])
     args = parser.parse_args()
 
     torch.manual_seed(0)
@@ -38,21 +45,27 @@ def main() -> None:
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     images = torch.randn(args.batch, model.config.in_chans, args.img, args.img)
     labels = torch.randint(0, model.config.num_classes, (args.batch,))
-    times: dict[str, list[float]] = {path: [] for path in args.paths}
+    cases = [f"{path} {precision}" for path, precision in itertools.product(args.paths, args.precisions)]
+    times: dict[str, list[float]] = {case: [] for case in cases}
     for repeat in range(args.repeats + 1):  # the first round warms up and is dropped
-        for path in args.paths if repeat % 2 else args.paths[::-1]:
+        for case in cases if repeat % 2 else cases[::-1]:
+            path, precision = case.split()
             set_attention_path(path)
+            bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
             start = time.perf_counter()
-            F.cross_entropy(model(images), labels).backward()
+            with bf16:
+                loss = F.cross_entropy(model(images), labels)
+            loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             if repeat:
-                times[path].append(time.perf_counter() - start)
+                times[case].append(time.perf_counter() - start)
     tokens = model.tokenizer(images[:1]).shape[1]
-    medians = {path: statistics.median(values) for path, values in times.items()}
+    medians = {case: statistics.median(values) for case, values in times.items()}
     print(f"{args.model} {args.options} tokens={tokens} batch={args.batch} threads={torch.get_num_threads()}")
-    for path, median in medians.items():
-        print(f"  {path:9s} {median * 1000:8.1f} ms/step  ({medians['explicit'] / median:.2f}x explicit)")
+    print(f"# {machine_description()}")
+    for case, median in medians.items():
+        print(f"  {case:14s} {median * 1000:8.1f} ms/step  ({medians[cases[0]] / median:.2f}x {cases[0]})")
 
 
 if __name__ == "__main__":

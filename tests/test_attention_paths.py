@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 import torch
+from attention_helpers import assert_as_accurate_as_explicit, ragged_mask, random_inputs
 
 from bixt.layers.attend import (
     ATTENTION_PATHS,
@@ -88,6 +89,15 @@ def test_one_sided_attend_paths_match_explicit(path: str, masked: bool) -> None:
         torch.testing.assert_close(g, r, rtol=1e-9, atol=1e-10)
     if masked:  # padded keys receive no gradient
         assert (results[path][1][1][~mask[:, None, :, None].expand(b, h, j, d)] == 0).all()
+
+
+@pytest.mark.parametrize("path", FAST_PATHS)
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("kind", ["bidirectional", "one_sided"])
+def test_bf16_paths_as_accurate_as_explicit(path: str, masked: bool, kind: str) -> None:
+    # Tolerance: within 2x explicit's own bf16 error plus 2% of the largest value (tests/attention_helpers.py).
+    inputs = random_inputs(2, 3, 16, 70, 16, dtype=torch.bfloat16, device="cpu")
+    assert_as_accurate_as_explicit(path, inputs, ragged_mask(2, 70, "cpu") if masked else None, kind)
 
 
 @pytest.mark.parametrize("chunk_size", [1, 5, 37, 100])
@@ -203,7 +213,7 @@ def test_triton_path_matches_explicit_under_interpreter() -> None:
 
 @pytest.mark.parametrize("limit, expect_fused", [(10**9, False), (0, True)])
 def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, expect_fused: bool) -> None:
-    # auto: explicit up to AUTO_EXPLICIT_MAX_SIMILARITY elements of (b, h, m, n), scaled_dot_product_attention above
+    # auto: explicit up to the rule's number of (b, h, m, n) elements, its large path above; the choice is recorded
     import bixt.layers.attend as attend_module
 
     calls = []
@@ -211,12 +221,19 @@ def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, ex
     monkeypatch.setattr(
         attend_module.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
     )
-    monkeypatch.setattr(attend_module, "AUTO_EXPLICIT_MAX_SIMILARITY", limit)
+    rule = attend_module.AutoRule(limit, "fused", "test")
+    monkeypatch.setattr(attend_module, "AUTO_RULES", {("cpu", torch.float64): rule})
     inputs = _inputs(2, 2, 4, 9, 8)
+    attend_module.clear_auto_choices()
     with attention_path("auto"):
         lat, tok, _ = bidirectional_attend(*inputs)
         out, _ = attend(inputs[0], inputs[2], inputs[3])
     assert bool(calls) == expect_fused
+    chosen = "fused" if expect_fused else "explicit"
+    assert attend_module.auto_choices() == {
+        "bidirectional 2,2,4,9 float64 cpu": chosen,
+        "attend 2,2,4,9 float64 cpu": chosen,
+    }
     with attention_path("explicit"):
         ref_lat, ref_tok, _ = bidirectional_attend(*inputs)
         ref_out, _ = attend(inputs[0], inputs[2], inputs[3])

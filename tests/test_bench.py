@@ -46,6 +46,18 @@ def test_measure_record_and_jsonl(tmp_path) -> None:
     assert json.loads((tmp_path / "out.jsonl").read_text())["attn"] == "chunked"
 
 
+@pytest.mark.parametrize("units, used", [("amx", "bf16"), ("none", "fp32")])
+def test_measure_records_the_precision_and_attention_auto_chose(monkeypatch, units: str, used: str) -> None:
+    import bixt.precision
+
+    monkeypatch.setattr(bixt.precision, "cpu_bf16_units", lambda: units)
+    record = measure(BenchCase(model="bixt_lra_listops", tokens=64, batch=2, warmup=0, repeats=1))
+    assert record["precision"] == "auto" and record["precision_used"] == used
+    dtype = "bfloat16" if used == "bf16" else "float32"
+    assert record["attn_chosen"] and all(dtype in key for key in record["attn_chosen"])
+    assert set(record["attn_chosen"].values()) <= {"explicit", "fused", "chunked"}
+
+
 def test_command_rejects_unknown_model(capsys) -> None:
     assert bench_main(["--model", "no_such_model", "--tokens", "64"]) == 2
     assert "no_such_model" in capsys.readouterr().out

@@ -83,6 +83,8 @@ def _summary(record: dict[str, Any]) -> str:
     name += f" attn={record['attn']}"
     if "error" in record:
         return f"  {name}: FAILED {record['error']}"
+    if record["precision_used"] != record["precision"]:
+        name += f" (ran {record['precision_used']})"
     return (
         f"  {name}: {record['step_s']:.3f} s/step, {record['samples_per_s']:.2f} samples/s, "
         f"peak {record['peak_mem_mb']:.0f} MB, {record['achieved_gflop_s']:.1f} GFLOP/s"

@@ -28,13 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from bixt.bench.cost import count_flops
-from bixt.layers.attend import ATTENTION_PATHS, attention_path
+from bixt.layers.attend import ATTENTION_PATHS, attention_path, auto_choices, clear_auto_choices
 from bixt.models.registry import create_model, get_entry
+from bixt.precision import autocast_for, matmul_width, resolve_precision
 
 Mode = Literal["train", "infer"]
-Precision = Literal["fp32", "bf16"]
+Precision = Literal["auto", "fp32", "bf16"]
 MODES: tuple[str, ...] = ("train", "infer")
-PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class BenchCase:
     tokens: int
     batch: int = 8
     mode: Mode = "train"
-    precision: Precision = "fp32"
+    precision: Precision = "auto"  # auto: bixt.precision's rule for the device; the record says what ran
     attn: str = "auto"
     compile: bool = False
     grad_checkpointing: bool = False
@@ -147,13 +148,16 @@ def measure(case: BenchCase) -> dict[str, Any]:
     with torch.no_grad():
         num_classes = runner(*(x[:1] for x in inputs)).shape[-1]
     targets = torch.randint(0, num_classes, (case.batch,), device=device)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=case.precision == "bf16")
+    precision = resolve_precision(case.precision, device, width=matmul_width(model))
     rss_before_mb = _peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
+    train = case.mode == "train"
+    clear_auto_choices()
+
     def step() -> None:
-        with attention_path(case.attn), autocast, torch.set_grad_enabled(case.mode == "train"):
+        with attention_path(case.attn), autocast_for(precision.precision, device), torch.set_grad_enabled(train):
             logits = runner(*inputs)
             if optimizer is None:
                 return
@@ -183,6 +187,9 @@ def measure(case: BenchCase) -> dict[str, Any]:
         "flops": flops,
         "step_flop": step_flop,
         "achieved_gflop_s": step_flop / step_s / 1e9,
+        "precision_used": precision.precision,
+        "precision_reason": precision.reason,
+        "attn_chosen": auto_choices(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

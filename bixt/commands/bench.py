@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--mode", choices=MODES, default="train", help="train: forward+backward+AdamW step")
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16 = bf16 autocast")
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="bf16 = bf16 autocast; auto: bf16 where the hardware makes it pay, else fp32 (bixt.precision)",
+    )
     parser.add_argument("--attn", nargs="+", choices=ATTENTION_PATHS, default=["auto"], help="attention paths")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--grad-checkpointing", action="store_true", help="recompute each layer in backward")

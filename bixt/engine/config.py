@@ -107,7 +107,8 @@ class RunConfig:
     batch_size: int = 128  # global: over processes and accumulation steps
     grad_accum_steps: int = 1  # micro-batches per optimizer step
     eval_batch_size: int | None = None  # per process; default: the training micro-batch
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16 (with a grad scaler) needs a GPU
+    # auto: bf16 autocast where the hardware makes it pay, else fp32 (bixt.precision); fp16 (grad scaler) needs a GPU
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the model
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
     seed: int = 42  # initial weights, data order and augmentation

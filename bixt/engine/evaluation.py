@@ -13,6 +13,7 @@ from bixt.engine.distributed import env_info, init_distributed
 from bixt.engine.run import CONFIG_NAME, build_augment, load_split, make_loader, resolve_device
 from bixt.engine.tasks import takes_mask
 from bixt.engine.train import StepSettings, evaluate
+from bixt.precision import matmul_width, resolve_precision
 
 
 @dataclass
@@ -50,6 +51,10 @@ def evaluate_checkpoint(
     model = from_pretrained(checkpoint, map_location=torch_device).to(torch_device)
     if ema:
         load_weights(model, checkpoint, ema=True)
+    # a run's saved config holds the precision it resolved; `auto` (a config written by hand) is resolved here alike
+    config = dataclasses.replace(
+        config, precision=resolve_precision(config.precision, torch_device, width=matmul_width(model)).precision
+    )
     split = split or config.data.eval_split
     dataset = load_split(config, split, limit if limit is not None else config.data.eval_limit)
     loader, _ = make_loader(

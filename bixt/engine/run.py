@@ -9,6 +9,7 @@ is made or touched. SIGINT / SIGTERM end the run at a step boundary with a check
 from __future__ import annotations
 
 import dataclasses
+import json
 import signal
 import time
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from bixt.engine.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from bixt.engine.compiling import CompiledWithFallback
 from bixt.engine.config import ConfigError, RunConfig, dump_config
 from bixt.engine.distributed import (
     DistInfo,
@@ -48,7 +50,10 @@ from bixt.engine.schedule import cosine_lr
 from bixt.engine.tasks import PRIMARY_METRIC, Batch, dense_logits, split_batch, takes_mask
 from bixt.engine.train import NonFiniteLossError, StepSettings, evaluate, train_one_epoch
 from bixt.fileio import atomic_write
+from bixt.layers.attend import auto_choices, clear_auto_choices
+from bixt.precision import PrecisionChoice, matmul_width, resolve_precision
 
+KERNELS_NAME = "kernels.json"  # what precision and attention paths the automatic rules chose
 PLOT_NAME = "learning_curve.png"
 
 
@@ -318,6 +323,32 @@ def _plot(run_dir: Path, primary: str, *, stopped_at: tuple[int, float] | None =
     return plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary, stopped_at=stopped_at)
 
 
+def _resolve_precision(
+    config: RunConfig, device: torch.device, info: DistInfo, model: nn.Module
+) -> tuple[RunConfig, PrecisionChoice]:
+    """``precision: auto`` -> what this device runs for `model`, reported once and kept in the saved config (so that
+    `bixt eval` evaluates in the precision the run trained in)."""
+    try:
+        choice = resolve_precision(config.precision, device, width=matmul_width(model))
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
+    if info.is_main:
+        print(choice.describe(), flush=True)
+    return dataclasses.replace(config, precision=choice.precision), choice
+
+
+def _write_kernels(run_dir: Path, precision: PrecisionChoice) -> None:
+    """What the run's automatic choices picked on this machine: precision (and why), and each attention call's path
+    under ``auto`` (`bixt.layers.attend.auto_choices`), for the record beside config.yaml."""
+    record = {
+        "precision": precision.precision,
+        "precision_requested": precision.requested,
+        "precision_reason": precision.reason,
+        "attention_auto": auto_choices(),
+    }
+    atomic_write(run_dir / KERNELS_NAME, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
+
+
 def fit(
     config: RunConfig,
     *,
@@ -351,6 +382,7 @@ def fit(
 
     torch.manual_seed(config.seed)  # identical initial weights on every process
     model = build_model(config).to(device)
+    config, precision = _resolve_precision(config, device, info, model)
     custom_data = train_set is not None
     train_set = (
         train_set if train_set is not None else load_split(config, config.data.train_split, config.data.train_limit)
@@ -435,6 +467,7 @@ def fit(
             augments=(train_augment, eval_augment),
             micro_batch=micro_batch,
             steps_per_epoch=steps_per_epoch,
+            precision=precision,
         )
     finally:
         if lock is not None:
@@ -470,6 +503,7 @@ def _train(
     augments: tuple[BatchAugment | None, BatchAugment | None],
     micro_batch: int,
     steps_per_epoch: int,
+    precision: PrecisionChoice,
 ) -> RunResult:
     """The epochs of a checked run whose directory exists; see :func:`fit`."""
     train_loader, train_sampler, eval_loader = loaders
@@ -480,7 +514,7 @@ def _train(
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     if config.compile:
-        train_model = torch.compile(train_model)
+        train_model = CompiledWithFallback(train_model)
 
     schedule = config.schedule
 
@@ -566,6 +600,7 @@ def _train(
             print(f"epoch {epoch:g}: " + ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()), flush=True)
         return is_best
 
+    clear_auto_choices()  # this run's choices only
     try:
         with requests:
             try:
@@ -576,6 +611,8 @@ def _train(
                     train_one_epoch(
                         train_model, train_loader, optimizer, settings, progress, log=log, on_step=after_step
                     )
+                    if info.is_main:
+                        _write_kernels(run_dir, precision)
                     progress.epoch, progress.batch_in_epoch = epoch + 1, 0
                     is_best = False
                     if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == schedule.epochs:

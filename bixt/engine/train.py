@@ -22,6 +22,7 @@ from bixt.engine.metric_log import MetricLog
 from bixt.engine.metrics import MeanLoss
 from bixt.engine.progress import EpochProgress
 from bixt.engine.tasks import build_metrics, compute_loss, dense_logits, split_batch
+from bixt.precision import autocast_for
 
 
 class NonFiniteLossError(RuntimeError):
@@ -59,11 +60,8 @@ class StepSettings:
 
 
 def autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU or GPU, fp16 on GPU; a no-op for fp32."""
-    if config.precision == "fp32":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if config.precision == "bf16" else torch.float16
-    return torch.autocast(device.type, dtype=dtype)
+    """bf16 autocast on CPU or GPU, fp16 on GPU; a no-op for fp32; ``auto`` resolved for the device."""
+    return autocast_for(config.precision, device)
 
 
 def _is_finite(loss: torch.Tensor, info: DistInfo) -> bool:

@@ -17,12 +17,15 @@ from the latents). Four interchangeable implementations exist:
 - ``triton``: a Triton kernel computing each similarity tile once for both directions (`attend_triton.py`), with the
   chunked path's backward; CUDA, or CPU under ``TRITON_INTERPRET=1`` for checks. No attention dropout.
 
-``auto`` (the default) picks ``explicit`` while the similarity matrix is small (at most
-``AUTO_EXPLICIT_MAX_SIMILARITY`` elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where the reference path is as
-fast as two fused kernels (within the noise of a measurement) and its extra memory is small, and ``fused`` above
-that: on CPU, PyTorch's flash-attention kernel keeps memory linear in n and beats the chunked path's eager
-elementwise ops (BENCHMARKS.md). The choice is global: ``set_attention_path``, the ``attention_path`` context
-manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs ``explicit``.
+``auto`` (the default) picks a path per call from the device type, the dtype of the inputs (under autocast, the
+autocast dtype) and the size of the similarity matrix, by the measured rules of ``AUTO_RULES``: on CPU in fp32,
+``explicit`` while the matrix is small (at most ``AUTO_EXPLICIT_MAX_SIMILARITY`` elements, e.g. batch 8 of BiXT-Ti
+at 196 tokens), where the reference path is at least as fast as two fused kernels and its extra memory is small, and
+``fused`` above, where PyTorch's flash-attention kernel keeps memory linear in n and beats the chunked path's eager
+elementwise ops; on CPU in bf16, whose flash backward is slow, ``explicit`` and then ``chunked`` (BENCHMARKS.md §1,
+§6). What it chose is recorded (`auto_choices`; runs write it to kernels.json, benchmarks to their records). The
+choice of path is global: ``set_attention_path``, the ``attention_path`` context manager, or the environment
+variable ``BIXT_ATTN``. Asking for attention maps always runs ``explicit``.
 """
 
 from __future__ import annotations
@@ -80,17 +83,62 @@ def attention_path(path: AttentionPath) -> Iterator[None]:
         _forced_path = previous
 
 
-def _resolve(need_maps: bool, dropout_p: float, similarity_numel: int) -> str:
+@dataclass(frozen=True)
+class AutoRule:
+    """How ``auto`` picks a path for one device type and dtype: explicit while the similarity matrix has at most
+    `explicit_max_similarity` elements (b * h * m * n), `large_path` above. `measured` names the measurement."""
+
+    explicit_max_similarity: int
+    large_path: str
+    measured: str
+
+
+# auto, per (device type, dtype of the attention inputs; under autocast the autocast dtype). See the module docstring.
+AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
+    ("cpu", torch.float32): AutoRule(
+        AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
+    ),
+    # bf16: the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136 tokens), so the shared similarity
+    # is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens, batch 8) and in chunks above (fastest
+    # at 3,136 tokens, and the least memory); BENCHMARKS.md §6, AMD EPYC Zen 4 (AVX512-BF16).
+    ("cpu", torch.bfloat16): AutoRule(2**22, "chunked", "BENCHMARKS.md §6 (AMD EPYC Zen 4, AVX512-BF16, no AMX)"),
+}
+# Device types and dtypes without a measurement of their own (CUDA: no GPU was lent when the rules were measured).
+AUTO_RULE_UNMEASURED = AutoRule(AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "not measured: the fp32 CPU rule")
+
+_auto_choices: dict[str, str] = {}
+
+
+def auto_rule(device_type: str, dtype: torch.dtype) -> AutoRule:
+    return AUTO_RULES.get((device_type, dtype), AUTO_RULE_UNMEASURED)
+
+
+def auto_choices() -> dict[str, str]:
+    """What ``auto`` chose since the last `clear_auto_choices`: ``"<kind> b,h,m,n <dtype> <device>"`` -> path."""
+    return dict(_auto_choices)
+
+
+def clear_auto_choices() -> None:
+    _auto_choices.clear()
+
+
+def _resolve(kind: str, need_maps: bool, dropout_p: float, queries: torch.Tensor, keys: torch.Tensor) -> str:
+    """The path for one call: queries (b, h, m, d) against keys (b, h, n, d) (either batch may be 1, shared)."""
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
-    if path == "auto" and similarity_numel <= AUTO_EXPLICIT_MAX_SIMILARITY:
-        return "explicit"
-    if path in ("chunked", "triton"):
-        if dropout_p > 0:
-            raise ValueError(f"the {path} attention path has no attention dropout, got dropout_p={dropout_p}")
-        return path
-    return "fused"
+    if path == "auto":
+        rule = auto_rule(queries.device.type, queries.dtype)
+        b, h, m = max(queries.shape[0], keys.shape[0]), queries.shape[1], queries.shape[2]
+        n = keys.shape[2]
+        path = "explicit" if b * h * m * n <= rule.explicit_max_similarity else rule.large_path
+        if path in ("chunked", "triton") and dropout_p > 0:
+            path = "fused"  # the only fast path with attention dropout
+        dtype = str(queries.dtype).removeprefix("torch.")
+        _auto_choices[f"{kind} {b},{h},{m},{n} {dtype} {queries.device.type}"] = path
+    elif path in ("chunked", "triton") and dropout_p > 0:
+        raise ValueError(f"the {path} attention path has no attention dropout, got dropout_p={dropout_p}")
+    return path
 
 
 @dataclass
@@ -128,7 +176,7 @@ def bidirectional_attend(
     Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
     """
     key_mask = _key_mask(token_mask)
-    path = _resolve(return_maps, dropout_p, r_latents.shape[:-1].numel() * r_tokens.shape[-2])
+    path = _resolve("bidirectional", return_maps, dropout_p, r_latents, r_tokens)
     if path == "chunked":
         latents_out, tokens_out = chunked_bidirectional_attend(
             r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
@@ -148,8 +196,9 @@ def bidirectional_attend(
         tokens_out = F.scaled_dot_product_attention(r_tokens, r_latents, v_latents, dropout_p=dropout_p)
         maps = None
     else:
-        scale = r_latents.shape[-1] ** -0.5
-        sim = (r_latents @ r_tokens.transpose(-2, -1)) * scale  # (b, h, m, n), computed once
+        # (b, h, m, n), computed once; the scale goes on the (b, h, m, d) latents, a pass over m * d elements, not on
+        # the similarity's m * n
+        sim = (r_latents * r_latents.shape[-1] ** -0.5) @ r_tokens.transpose(-2, -1)
         sim_latents = sim if key_mask is None else sim.masked_fill(~key_mask, float("-inf"))
         attn_latents = sim_latents.softmax(dim=-1)  # over tokens
         attn_tokens = sim.transpose(-2, -1).softmax(dim=-1)  # (b, h, n, m), over latents
@@ -176,7 +225,7 @@ def attend(
     Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
     """
     mask = _key_mask(key_mask)
-    path = _resolve(return_maps, dropout_p, q.shape[:-1].numel() * k.shape[-2])
+    path = _resolve("attend", return_maps, dropout_p, q, k)
     if path == "chunked":
         return chunked_attend(q, k, v, key_mask=key_mask), None
     if path == "triton":
@@ -185,7 +234,7 @@ def attend(
         return triton_attend(q, k, v, key_mask=key_mask), None
     if path == "fused":
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
-    sim = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    sim = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
     if mask is not None:
         sim = sim.masked_fill(~mask, float("-inf"))
     attn = sim.softmax(dim=-1)

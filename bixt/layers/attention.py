@@ -25,7 +25,8 @@ def _check_heads(dim: int, num_heads: int) -> None:
 
 
 def _split(x: torch.Tensor, parts: int, num_heads: int) -> torch.Tensor:
-    # (b, l, parts*h*d) -> (parts, b, h, l, d)
+    # (b, l, parts*h*d) -> (parts, b, h, l, d). Splitting into chunks of the last dim instead was tried: with it, a
+    # BiXT-Ti/4 training step at 3,136 tokens measured 7% slower in fp32 (BENCHMARKS.md §6.5), so this view stays.
     return rearrange(x, "b l (parts h d) -> parts b h l d", parts=parts, h=num_heads)
 
 
