@@ -45,6 +45,9 @@ SAFE_ON_RESUME = (
 )
 # Filled in by the first run when left empty (normalisation statistics): empty on resume means "as saved".
 _RESOLVED_BY_THE_RUN = ("augment.mean", "augment.std")
+# Resolved by the first run when "auto" (saved as what it chose): "auto" on resume means "as saved", so that a run
+# resumed on another machine keeps the precision its checkpoints were trained in.
+_AUTO_RESOLVED_BY_THE_RUN = ("precision",)
 
 
 @dataclass
@@ -108,6 +111,9 @@ def differences(saved: RunConfig, config: RunConfig) -> dict[str, tuple[Any, Any
     old, new = _flat(saved), _flat(config)
     for key in _RESOLVED_BY_THE_RUN:
         if new[key] is None:
+            new[key] = old[key]
+    for key in _AUTO_RESOLVED_BY_THE_RUN:
+        if new[key] == "auto":
             new[key] = old[key]
     return {key: (old[key], new[key]) for key in old if old[key] != new[key]}
 

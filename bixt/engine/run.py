@@ -369,6 +369,8 @@ def fit(
     # Read-only checks, on every process alike, so that all of them stop together.
     check_output_dir(config.output_dir)
     plan = resume.plan(config) if config.resume is not None else None
+    if plan is not None and plan.saved is not None and config.precision == "auto":
+        config = dataclasses.replace(config, precision=plan.saved.precision)  # what the checkpoints trained in
     resume_from = plan.checkpoint if plan is not None else None
     in_place = plan is not None and config.run_name is None
     if config.run_name is not None:
