@@ -14,11 +14,11 @@ from bixt.models import (
     list_models,
     register_model,
 )
-from bixt.timm_interop import register_if_timm_available
+from bixt.timm_interop import register_when_timm_imports
 
 __version__ = "0.1.0"
 
-register_if_timm_available()
+register_when_timm_imports()
 
 __all__ = [
     "BiXT",

@@ -35,6 +35,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
 
@@ -84,7 +85,8 @@ def _resolve(need_maps: bool, dropout_p: float, similarity_numel: int) -> str:
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
-    if path == "auto" and similarity_numel <= AUTO_EXPLICIT_MAX_SIMILARITY:
+    # an FX graph cannot choose by input size (its sizes are symbols): auto fixes the fused path, right for any size
+    if path == "auto" and not is_fx_symbolic_tracing() and similarity_numel <= AUTO_EXPLICIT_MAX_SIMILARITY:
         return "explicit"
     if path in ("chunked", "triton"):
         if dropout_p > 0:
