@@ -192,7 +192,9 @@ class PartSegmentationHead(_HiddenLayerHead):
             raise TypeError(f"object categories must be integer indices, got {category.dtype}")
         if category.shape != (batch_size,):
             raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
-        if not category.is_meta and (int(category.min()) < 0 or int(category.max()) >= self.num_categories):
+        if category.is_meta or torch.compiler.is_exporting():  # no values: shapes only, or a graph being exported
+            return
+        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(

@@ -27,6 +27,7 @@ manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps al
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -81,12 +82,14 @@ def attention_path(path: AttentionPath) -> Iterator[None]:
         _forced_path = previous
 
 
-def _resolve(need_maps: bool, dropout_p: float, similarity_numel: int) -> str:
+def _resolve(need_maps: bool, dropout_p: float, similarity_shape: tuple[int, int, int, int]) -> str:
+    # the element count is computed only when `auto` needs it: under torch.export that product of symbolic sizes
+    # would pin them to the example's values
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
     # an FX graph cannot choose by input size (its sizes are symbols): auto fixes the fused path, right for any size
-    if path == "auto" and not is_fx_symbolic_tracing() and similarity_numel <= AUTO_EXPLICIT_MAX_SIMILARITY:
+    if path == "auto" and not is_fx_symbolic_tracing() and math.prod(similarity_shape) <= AUTO_EXPLICIT_MAX_SIMILARITY:
         return "explicit"
     if path in ("chunked", "triton"):
         if dropout_p > 0:
@@ -130,7 +133,8 @@ def bidirectional_attend(
     Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
     """
     key_mask = _key_mask(token_mask)
-    path = _resolve(return_maps, dropout_p, r_latents.shape[:-1].numel() * r_tokens.shape[-2])
+    b, h, m, _ = r_latents.shape
+    path = _resolve(return_maps, dropout_p, (b, h, m, r_tokens.shape[-2]))
     if path == "chunked":
         latents_out, tokens_out = chunked_bidirectional_attend(
             r_latents, v_latents, r_tokens, v_tokens, token_mask=token_mask
@@ -178,7 +182,8 @@ def attend(
     Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
     """
     mask = _key_mask(key_mask)
-    path = _resolve(return_maps, dropout_p, q.shape[:-1].numel() * k.shape[-2])
+    b, h, i, _ = q.shape
+    path = _resolve(return_maps, dropout_p, (b, h, i, k.shape[-2]))
     if path == "chunked":
         return chunked_attend(q, k, v, key_mask=key_mask), None
     if path == "triton":

@@ -64,7 +64,7 @@ def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> N
             f"token_mask must be a bool tensor of shape {tuple(tokens.shape[:2])} (True = real token), "
             f"got {token_mask.dtype} {tuple(token_mask.shape)}"
         )
-    if token_mask.is_meta:  # a shapes-only mask (cost counting on the meta device) has no values to check
+    if token_mask.is_meta or torch.compiler.is_exporting():  # no values: shapes only, or a graph being exported
         return
     empty = (~token_mask.any(dim=1)).nonzero().flatten()
     if empty.numel():
