@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# Models whose ImageNet-1k weights the authors published (their MODEL_WEIGHTS.md, one figshare zip per model, holding
-# timm's model_best.pth.tar; SPEC 2.2 / 5). The conv models are listed there as bixt_conv_*; the file name is theirs.
+# Models whose ImageNet-1k weights the authors published (SPEC 2.2's tables), one figshare zip each (SPEC 5, linked from
+# their MODEL_WEIGHTS.md, holding timm's model_best.pth.tar). The zips are named after the model as in SPEC 5's example
+# (bixt_ti_l64_p16.zip); the conv models are called bixt_conv_* there (SPEC 6.4). Names not checked against the files.
 PUBLISHED_WEIGHTS: dict[str, str] = {
     "bixt_ti_l64_p16": "bixt_ti_l64_p16.zip",
     "bixt_ti_l64_p16s8": "bixt_ti_l64_p16s8.zip",
@@ -122,7 +123,9 @@ def weight_file(*cfgs: Any) -> str | None:
     return found
 
 
-def _construct(name: str, device: torch.device | str | None = None, dtype: torch.dtype | None = None, **overrides):
+def _construct(
+    name: str, device: torch.device | str | None = None, dtype: torch.dtype | None = None, **overrides: Any
+) -> nn.Module:
     """The bixt model, built on `device` and cast to `dtype` (timm's factory arguments)."""
     with torch.device(device) if device is not None else nullcontext():
         model = create_model(name, **overrides)

@@ -165,3 +165,22 @@ def test_pretrained_file_route_refuses_arbitrary_pickles(tmp_path: Path) -> None
     _official_checkpoint(path, extra=_Opaque())
     with pytest.raises(ValueError, match="trust_pickle=True"):
         timm.create_model("bixt_ti_l64_p16", pretrained=True, pretrained_cfg_overlay=dict(file=str(path)), **SMALL)
+
+
+def test_the_perceiver_baseline_groups_and_prunes_by_repeat() -> None:
+    from timm.models import group_parameters
+
+    model = bixt.create_model("perceiver_ti_l64_p16_sa5_d8_share_but_first", depth=4, self_per_cross=2, **SMALL)
+    groups = group_parameters(model, model.group_matcher(), reverse=True)
+    # stem, then repeat i = its cross-attention (the shared one counts as repeat 1's) and latent blocks 2i, 2i+1
+    assert groups["encoder.cross_blocks.0.attn.rv_tokens.weight"] == 1
+    assert groups["encoder.cross_blocks.1.attn.rv_tokens.weight"] == 2
+    assert groups["encoder.latent_blocks.5.attn.qkv.weight"] == groups["encoder.latent_blocks.4.attn.qkv.weight"] == 3
+    assert groups["encoder.latent_blocks.7.attn.qkv.weight"] == 4 and groups["head.fc.weight"] == 5
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        taps = model.eval().forward_intermediates(x, intermediates_only=True)
+        assert model.prune_intermediate_layers([2]) == [2]
+        (tap,) = model.forward_intermediates(x, indices=[2], intermediates_only=True)
+    assert model.encoder.depth == 3 and len(model.encoder.latent_blocks) == 6 and len(model.encoder.cross_blocks) == 2
+    torch.testing.assert_close(tap, taps[2])

@@ -186,8 +186,8 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
     ) -> list[int]:
         """Keep the layers up to the last one in `indices` (timm's API); returns the kept indices, non-negative.
 
-        prune_head: remove the classifier and the head's norm (features only). prune_norm: BiXT has no final
-        token norm, nothing to remove."""
+        prune_head: remove the classifier and the head's norm (features only; the config then no longer describes the
+        head, so save the unpruned model). prune_norm: BiXT has no final token norm, nothing to remove."""
         take, last = take_indices(len(self.encoder.layer_names()), indices)
         self.encoder.keep_layers(last + 1)
         self.config = dataclasses.replace(
@@ -222,3 +222,9 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
             self.load_state_dict(state)
         else:
             load_official(self, state)
+
+    def drop_one_sided_layer(self) -> BiXT:
+        """Remove the one-sided last layer so that the final tokens come from a fully trained layer (d13 -> dense)."""
+        self.encoder.drop_one_sided_layer()
+        self.config = dataclasses.replace(self.config, depth=self.config.depth - 1, one_sided_last=False)
+        return self

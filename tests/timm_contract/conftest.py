@@ -7,6 +7,7 @@ registered in timm (the longer run in the README); or a comma-separated list of 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torchvision_cpu_shim  # noqa: F401  (before timm: lets PyPI's CUDA torchvision import next to CPU torch)
@@ -45,6 +46,13 @@ def selected_models() -> set[str]:
     if unknown:
         raise pytest.UsageError(f"BIXT_TIMM_MODELS names {unknown}, not bixt models in timm; known: {known}")
     return names
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not (Path(__file__).parent / "test_models.py").is_file():
+        terminalreporter.write_line(
+            "timm's model tests NOT RUN: fetch them with `python tests/timm_contract/fetch_timm_tests.py`", yellow=True
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
