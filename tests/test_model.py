@@ -144,7 +144,7 @@ def test_save_and_load_pretrained(tmp_path: Path) -> None:
     model = tiny("bixt_ti_cnv_l64_p16").eval()
     x = torch.randn(2, 3, 32, 32)
     model.save_pretrained(tmp_path / "run")
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = bixt.from_pretrained(tmp_path / "run").eval()
     assert loaded.config == model.config
     with torch.no_grad():
