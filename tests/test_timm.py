@@ -170,7 +170,7 @@ def test_pretrained_file_route_refuses_arbitrary_pickles(tmp_path: Path) -> None
 def test_the_perceiver_baseline_groups_and_prunes_by_repeat() -> None:
     from timm.models import group_parameters
 
-    model = bixt.create_model("perceiver_ti_l64_p16_sa5_d8_share_but_first", depth=4, self_per_cross=2, **SMALL)
+    model = bixt.create_model("perceiver_ti_l64_p16_sa5_d8_share_but_first", self_per_cross=2, **SMALL | dict(depth=4))
     groups = group_parameters(model, model.group_matcher(), reverse=True)
     # stem, then repeat i = its cross-attention (the shared one counts as repeat 1's) and latent blocks 2i, 2i+1
     assert groups["encoder.cross_blocks.0.attn.rv_tokens.weight"] == 1

@@ -190,9 +190,9 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         head, so save the unpruned model). prune_norm: BiXT has no final token norm, nothing to remove."""
         take, last = take_indices(len(self.encoder.layer_names()), indices)
         self.encoder.keep_layers(last + 1)
-        self.config = dataclasses.replace(
-            self.config, depth=last + 1, one_sided_last=self.config.one_sided_last and last + 1 == self.config.depth
-        )
+        # the encoder knows whether its one-sided last layer survived (the iterative one has none to lose)
+        one_sided_last = getattr(self.encoder, "one_sided_last", self.config.one_sided_last)
+        self.config = dataclasses.replace(self.config, depth=last + 1, one_sided_last=one_sided_last)
         if prune_head:
             self.head.remove_norm()
             self.reset_classifier(0, "")
