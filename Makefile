@@ -12,9 +12,14 @@ MAIN_RUN := runs/main-$(shell date +%Y%m%d-%H%M%S)
 
 install: $(VENV)/.installed
 
+# Not --quiet: pip prints a line per package it collects and installs (download bars on a terminal). The install
+# takes minutes on a fresh machine, and a silent one looks hung.
 $(VENV)/.installed: pyproject.toml constraints.txt
+	@echo "[1/3] creating the virtual environment $(VENV)/"
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	@echo "[2/3] installing bixt (editable) with every extra, torch pinned by constraints.txt (a few minutes)"
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	@echo "[3/3] done: $(VENV)/bin/bixt and $(VENV)/bin/python are ready"
 	touch $@
 
 main: install
@@ -28,7 +33,9 @@ test: install
 	$(PY) -m bixt data fetch fashion-mnist mnist imdb austen
 	# timm's own model tests (tests/test_models.py of the installed timm's sdist), run on bixt models by the conftest
 	$(PY) tests/timm_contract/fetch_timm_tests.py
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not triton"
+	# The Triton kernel's cases, on the CPU under Triton's interpreter, which Triton switches on at import only.
+	TRITON_INTERPRET=1 $(PY) -m pytest -q -m triton
 
 # timm's model tests on every bixt model registered in timm, not only the representative ones of `make test`.
 timm-contract-all: install

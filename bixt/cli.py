@@ -17,6 +17,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("bixt.commands.bench", "throughput, peak memory and FLOP/s over token counts (JSON lines, plot)"),
     "export": ("bixt.commands.export", "export a checkpoint to ONNX or torch.export, checked against eager"),
     "predict": ("bixt.commands.predict", "top-k classes of image files with a checkpoint's own preprocessing"),
+    "analyze": (
+        "bixt.commands.analyze",
+        "draw a trained model's cross-attention on test images (the paper's Figure 1)",
+    ),
+    "study": ("bixt.commands.study", "run a declared grid of training runs (configs/studies/) and report it"),
 }
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bixt.fileio import DamagedFileError
 from bixt.layers.pos_embed import fourier_grid_features_2d
+from bixt.models.serialization import load_weights_file
 
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
@@ -86,21 +88,24 @@ def read_official_checkpoint(path: str | os.PathLike, *, trust_pickle: bool = Fa
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(path)
+        return load_weights_file(path, sha256=None)
     try:
         if trust_pickle:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         else:
             with torch.serialization.safe_globals([argparse.Namespace]):
                 obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError or RuntimeError depending on what it met
-        if trust_pickle:
-            raise ValueError(f"could not read {path} as a torch checkpoint: {err}") from err
-        raise ValueError(
-            f"{path} could not be loaded with weights_only=True ({type(err).__name__}: {str(err)[:200]}). If you trust "
-            "the file's origin, pass trust_pickle=True to unpickle it fully (this can execute code)."
+    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, IndexError... by what it met
+        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+        if refused and not trust_pickle:
+            # A whole file that holds objects besides tensors: readable, but only by running its pickle.
+            raise ValueError(
+                f"{path} holds pickled objects that weights_only=True refuses ({refused[1]}). If you trust the "
+                "file's origin, pass trust_pickle=True to unpickle it fully (this can execute code)."
+            ) from err
+        raise DamagedFileError(
+            f"{path} is damaged or not a checkpoint written by torch.save ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else 'no detail'}); download it again"
         ) from err
     if isinstance(obj, Mapping):
         for key in ("state_dict", "model", "state_dict_ema"):

@@ -1,8 +1,9 @@
-"""Writing files so that an interruption never leaves a half-written one behind: temporary name, then rename."""
+"""Files that are never half-written (temporary name, then rename) and that say when they are damaged (sha256)."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -41,3 +42,27 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` for a temporary path beside `path`, then rename the result onto `path`."""
     with atomic_path(Path(path)) as tmp:
         write(tmp)
+
+
+class DamagedFileError(ValueError):
+    """A file exists but its content is not what was written or recorded; the message names it and the repair."""
+
+
+def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks so large files do not need to fit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def check_sha256(path: Path, expected: str | list[str], repair: str) -> None:
+    """DamagedFileError naming ``path`` and ``repair`` (what to do) unless its sha256 is ``expected`` (or one of)."""
+    accepted = [expected] if isinstance(expected, str) else expected
+    actual = sha256_file(path)
+    if actual not in accepted:
+        raise DamagedFileError(
+            f"{path} is damaged: its sha256 {actual[:16]}... is not the {accepted[-1][:16]}... recorded when it was "
+            f"written; {repair}"
+        )

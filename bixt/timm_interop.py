@@ -1,7 +1,7 @@
 """Optional: the published BiXT image classifiers as timm models (``timm.create_model("bixt_ti_l64_p16")``).
 
-timm is not a dependency of the package. ``import bixt`` does not import it either: it asks Python to register the
-models the moment timm is imported (or registers at once when timm already is). Only the image classifiers of the
+timm is not a dependency of the package. ``import bixt`` does not import it either: `bixt.timm_hook` registers the
+models the moment timm is imported (or at once when timm already is). Only the image classifiers of the
 model zoo are registered, under their ``bixt_*`` names, each with a pretrained config (input size, preprocessing,
 classifier and first-conv names, licence, paper, the published weights' file name), so that timm's data config, its
 layer-wise learning-rate decay, ``features_only=True`` (per-layer token maps), and its scripts work as for its own
@@ -12,15 +12,10 @@ arbitrary unpickling); bixt downloads nothing.
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
-import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from contextlib import nullcontext
 from functools import partial
-from types import ModuleType
 from typing import Any
 
 import torch
@@ -28,8 +23,6 @@ from torch import nn
 
 from bixt.models.bixt import BiXT, BiXTConfig
 from bixt.models.registry import create_model, get_entry, list_models
-
-log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -180,42 +173,3 @@ def register_in_timm() -> list[str]:
         register_model(entrypoint)
         added.append(name)
     return added
-
-
-def _register_quietly() -> None:
-    try:
-        register_in_timm()
-    except Exception as err:  # a broken timm install must not break bixt
-        log.warning("timm imported, but bixt could not register its models there (%s)", err)
-
-
-class _RegisterAfterTimmImport(importlib.abc.MetaPathFinder):
-    """Import hook: lets timm's own import run, then registers bixt's models (once, then it removes itself)."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None = None, target: ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "timm":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        execute = spec.loader.exec_module
-
-        def exec_then_register(module: ModuleType) -> None:
-            execute(module)
-            _register_quietly()
-
-        spec.loader.exec_module = exec_then_register
-        return spec
-
-
-def register_when_timm_imports() -> None:
-    """Called by ``import bixt``: register now if timm is already imported, else as soon as it is."""
-    if "timm" in sys.modules:
-        _register_quietly()
-    elif importlib.util.find_spec("timm") is not None and not any(
-        isinstance(finder, _RegisterAfterTimmImport) for finder in sys.meta_path
-    ):
-        sys.meta_path.insert(0, _RegisterAfterTimmImport())

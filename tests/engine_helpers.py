@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,34 @@ def tiny_images(n: int = 48, seed: int = 0) -> TensorDataset:
     for i, label in enumerate(labels.tolist()):
         images[i, :, :, label * 5 : label * 5 + 6] += 0.8
     return TensorDataset(images, labels)
+
+
+# A 1-layer BiXT on 32 generated ListOps sequences: 4 steps of batch 8 per epoch, through the real CLI and registry.
+_TINY_LISTOPS_RECIPE = """
+model:
+  name: bixt_lra_listops
+  options: {{embed_dim: 16, depth: 1, num_heads: 2, num_latents: 4}}
+data:
+  name: listops
+  options: {{num_examples: 32}}
+  eval_split: val
+  cache_dir: {cache}
+  collate: padded
+batch_size: 8
+schedule: {{epochs: {epochs}, warmup_epochs: 0.5}}
+checkpoint_every_steps: 1
+keep_checkpoints: 99
+progress: false
+threads: 1
+log_every_steps: 1
+"""
+
+
+def write_tiny_listops_recipe(directory: Path, epochs: int = 2) -> Path:
+    """``directory/tiny-listops.yaml``, its generated data cached in ``directory/cache``."""
+    path = directory / "tiny-listops.yaml"
+    path.write_text(_TINY_LISTOPS_RECIPE.format(cache=directory / "cache", epochs=epochs))
+    return path
 
 
 def tiny_config(output_dir: str, *extra: str) -> RunConfig:

@@ -25,7 +25,9 @@ from bixt.models.encoder import BiXTEncoder
 from bixt.models.transformer import TransformerEncoder
 
 DIM, HEADS = 16, 2
-PATHS = tuple(p for p in ATTENTION_PATHS if p != "auto")  # explicit, fused and every faster path
+# explicit, fused and every faster path; the Triton kernel's cases carry the `triton` marker, because on CPU they need
+# a process started with TRITON_INTERPRET=1 (make test runs them in a second pytest invocation)
+PATHS = tuple(pytest.param(p, marks=pytest.mark.triton) if p == "triton" else p for p in ATTENTION_PATHS if p != "auto")
 
 
 @functools.cache

@@ -6,6 +6,7 @@ backend because every figure goes to a file.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -31,10 +32,24 @@ def _save(fig: Any, path: str | Path, *, dpi: int) -> Path:
     return path
 
 
-def plot_learning_curve(metrics_path: Path, out_path: Path, *, primary: str) -> Path:
-    """Two panels from metrics.jsonl: train loss (and eval loss) against epoch; eval ``primary`` against epoch."""
+# Axis labels of the primary metrics (bixt.engine.tasks.PRIMARY_METRIC); every one of them is a percentage.
+METRIC_LABELS = {
+    "top1": "top-1 accuracy (%)",
+    "miou": "mean IoU over classes (%)",
+    "instance_miou": "instance mean IoU (%)",
+}
+
+
+def plot_learning_curve(
+    metrics_path: Path, out_path: Path, *, primary: str, stopped_at: tuple[int, float] | None = None
+) -> Path:
+    """Two panels from metrics.jsonl: train (and eval) loss against epoch; eval ``primary`` against epoch.
+
+    ``stopped_at`` = (step, epoch) of a run stopped by a non-finite loss: both panels mark it, so that the curve
+    written for a failed run shows where it failed.
+    """
     plt = _pyplot("learning-curve plot", "train")
-    records = read_metrics(metrics_path)
+    records = read_metrics(metrics_path) if metrics_path.exists() else []
     train = [r for r in records if r["kind"] == "train"]
     evals = [r for r in records if r["kind"] == "eval"]
     fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(10, 4))
@@ -42,11 +57,20 @@ def plot_learning_curve(metrics_path: Path, out_path: Path, *, primary: str) -> 
     if evals:
         ax_loss.plot([r["epoch"] for r in evals], [r["loss"] for r in evals], "o-", label="eval")
         ax_metric.plot([r["epoch"] for r in evals], [r.get(primary, float("nan")) for r in evals], "o-", color="C1")
-    ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax_loss.legend()
-    ax_metric.set(xlabel="epoch", ylabel=primary, title=f"eval {primary}")
+        title = f"evaluation: {primary}, last {evals[-1].get(primary, float('nan')):.2f} %"
+    else:
+        title = f"evaluation: {primary}"
+        ax_metric.text(0.5, 0.5, "no evaluation yet", transform=ax_metric.transAxes, ha="center", color="0.5")
+    if stopped_at is not None:
+        step, epoch = stopped_at
+        for ax in (ax_loss, ax_metric):
+            ax.axvline(epoch, color="C3", ls="--", lw=1, label=f"stopped: non-finite loss at step {step}")
+    ax_loss.set(xlabel="epoch", ylabel="loss (training objective)", title="loss")
+    ax_metric.set(xlabel="epoch", ylabel=METRIC_LABELS.get(primary, primary), title=title)
     for ax in (ax_loss, ax_metric):
         ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     try:
         return _save(fig, out_path, dpi=100)
@@ -54,27 +78,58 @@ def plot_learning_curve(metrics_path: Path, out_path: Path, *, primary: str) -> 
         plt.close(fig)
 
 
+def _plain_number(value: float, only: tuple[int, ...] | None = None) -> str:
+    """A tick label as a plain decimal (0.002, 3136), not 2x10^-3; with ``only``, just for those leading digits."""
+    if value <= 0:
+        return ""
+    leading = round(value / 10 ** math.floor(math.log10(value)), 6)
+    if only is not None and leading not in only:
+        return ""
+    return f"{value:.12f}".rstrip("0").rstrip(".")
+
+
 def plot_scaling(records: Iterable[dict[str, Any]], path: str | Path) -> Path:
-    """Log-log plot of time per sample and peak memory against tokens, one line per (model, mode, precision, attn)."""
+    """Log-log plot of time per sample and peak memory against tokens, one line per (model, mode, precision, attn).
+
+    Tick labels are plain numbers (the measured token counts on x), and each panel has its own legend.
+    """
     plt = _pyplot("scaling plot", "bench")
+    from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
+
     series: dict[str, list[dict[str, Any]]] = {}
     for rec in records:
         if "error" not in rec:
             label = f"{rec['model']} {rec['mode']} {rec['precision']} attn={rec['attn']} b={rec['batch']}"
             series.setdefault(label, []).append(rec)
-    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(12, 4.5))
+    tokens_measured = sorted({rec["tokens"] for recs in series.values() for rec in recs})
+    fig, (ax_time, ax_mem) = plt.subplots(1, 2, figsize=(13, 5))
     for label, recs in sorted(series.items()):
         recs.sort(key=lambda rec: rec["tokens"])
         tokens = [rec["tokens"] for rec in recs]
         ax_time.plot(tokens, [rec["step_s"] / rec["batch"] for rec in recs], "o-", label=label)
         ax_mem.plot(tokens, [rec["peak_mem_mb"] for rec in recs], "o-", label=label)
-    for ax, ylabel in ((ax_time, "seconds per sample"), (ax_mem, "peak resident memory (MB)")):
+    panels = (
+        (ax_time, "time per sample", "seconds per sample (one timed step / batch)"),
+        (ax_mem, "peak memory", "peak resident memory of the process (MB)"),
+    )
+    for ax, title, ylabel in panels:
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
-        ax.set_xlabel("tokens")
-        ax.set_ylabel(ylabel)
+        ax.set_xticks(tokens_measured)
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: _plain_number(value)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set(title=title, xlabel="tokens per sample", ylabel=ylabel)
         ax.grid(True, which="both", alpha=0.3)
-    ax_time.legend(fontsize=7)
+        if series:
+            ax.legend(fontsize=7)
+        low, high = ax.get_ylim()
+        if high < 10 * low:  # under a decade a log axis has no power of ten to label: evenly spaced plain ticks
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+            ax.yaxis.set_minor_formatter(NullFormatter())
+        else:  # powers of ten, and the minor ticks at 2 and 5 x 10^k
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: _plain_number(value, only=(2, 5))))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: _plain_number(value)))
+    fig.suptitle("bixt bench: cost against tokens (log-log; median of the rounds)")
     fig.tight_layout()
     try:
         return _save(fig, path, dpi=110)

@@ -15,12 +15,13 @@ from pathlib import Path
 from bixt.analysis.plots import plot_scaling
 from bixt.bench.suite import run_suite, write_jsonl
 from bixt.bench.throughput import MODES, PRECISIONS, BenchCase
+from bixt.commands import help_text
 from bixt.layers.attend import ATTENTION_PATHS
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bixt bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="bixt bench", description=help_text(__doc__), formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", nargs="+", required=True, help="registered model names")
     parser.add_argument(

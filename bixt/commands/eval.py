@@ -9,13 +9,23 @@ from __future__ import annotations
 import argparse
 import sys
 
+from bixt.commands import help_text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bixt eval", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bixt eval", description=help_text(__doc__))
     parser.add_argument("path", help="a checkpoint directory (runs/NAME/checkpoints/step-N) or a run directory")
     parser.add_argument("--split", help="data split to evaluate (default: the run's eval split)")
-    parser.add_argument("--limit", type=int, help="evaluate only the first N items (default: the run's eval_limit)")
-    parser.add_argument("--batch-size", type=int, help="evaluation batch size (default: the run's)")
+    parser.add_argument(
+        "--limit", type=_positive, help="evaluate only the first N items (default: the run's eval_limit)"
+    )
+    parser.add_argument("--batch-size", type=_positive, help="evaluation batch size (default: the run's)")
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the raw weights")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the run's)")
     args = parser.parse_args(argv)
@@ -27,7 +37,7 @@ def main(argv: list[str]) -> int:
         report = evaluate_checkpoint(
             args.path, split=args.split, limit=args.limit, batch_size=args.batch_size, ema=args.ema, device=args.device
         )
-    except (ConfigError, FileNotFoundError) as error:
+    except (ConfigError, FileNotFoundError, ValueError) as error:  # ValueError: a damaged checkpoint, named
         print(f"bixt eval: {error}", file=sys.stderr)
         return 2
     print(f"checkpoint: {report.checkpoint} (step {report.step}), split {report.split}, {report.num_items} items")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from bixt.engine.config import ConfigError, parse_config
+from bixt.engine.config import ConfigError
 
 
 def _recipe_name(argv: list[str]) -> str | None:
@@ -19,24 +19,40 @@ def _recipe_name(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str]) -> int:
+    if not argv or argv[-1] in ("-c", "--config"):
+        from bixt.commands.recipes import what_to_pass
+
+        print(what_to_pass("-c needs a recipe file" if argv else "no recipe given"), file=sys.stderr)
+        return 2
     if any(a in ("-h", "--help") for a in argv):
         from bixt.engine.config import print_help
 
         print_help()
         return 0
     from bixt.engine.distributed import env_info, shutdown_distributed
-    from bixt.engine.run import fit
+    from bixt.engine.interrupt import TrainingInterrupted
+    from bixt.engine.resume import parse_train_args
+    from bixt.engine.run import RunFinishedError, fit
     from bixt.engine.train import NonFiniteLossError
 
     try:
-        config = parse_config(argv)
+        config = parse_train_args(argv)
         result = fit(config, name_hint=_recipe_name(argv))
+    except RunFinishedError as error:
+        print(f"bixt train: {error}", file=sys.stderr)
+        return 0
     except ConfigError as error:
         print(f"bixt train: {error}", file=sys.stderr)
         return 2
     except NonFiniteLossError as error:
         print(f"bixt train: {error}", file=sys.stderr)
         return 1
+    except TrainingInterrupted as error:
+        print(f"bixt train: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:  # before training started: nothing was written, or a run with no checkpoint yet
+        print("bixt train: interrupted before training started", file=sys.stderr)
+        return 130
     finally:
         shutdown_distributed()
     if env_info().is_main:

@@ -13,13 +13,12 @@ leaves either the old state or the new one, never half a file.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-from bixt.fileio import atomic_path
+from bixt.fileio import atomic_path, sha256_file
 
 ENV_VAR = "BIXT_DATA_DIR"
 MANIFEST = "manifest.json"
@@ -37,15 +36,6 @@ def default_cache_dir() -> Path:
 def resolve_cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """``cache_dir`` if given, else :func:`default_cache_dir`."""
     return Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks so large files do not need to fit in memory."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_json_atomic(path: Path, payload: Any) -> None:

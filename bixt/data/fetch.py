@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bixt.data.cache import MANIFEST, read_manifest, resolve_cache_dir, sha256_file, verify_files
-from bixt.fileio import atomic_path
+from bixt.fileio import DamagedFileError, atomic_path
 
 
 class FetchError(RuntimeError):
@@ -215,25 +215,49 @@ def is_fetched(name: str, cache_dir: str | Path | None = None) -> bool:
     return not verify_files(directory, {f: rec["sha256"] for f, rec in manifest["files"].items()})
 
 
-def fetched_dir(name: str, cache_dir: str | Path | None = None) -> Path:
-    """The cache directory of a fetched data set; raises FileNotFoundError (saying what to run) if it is absent.
+# Files whose sha256 matched in this process, keyed by what any change of them changes (a write moves mtime and
+# ctime; ctime cannot be set back): the training and evaluation splits of a run verify a set once.
+_VERIFIED: set[tuple[str, int, int, int, str]] = set()
 
-    Checks the manifest and file sizes only (cheap); :func:`fetch_dataset` does the full sha256 verification.
+
+def _verified(path: Path, sha256: str) -> bool:
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, sha256)
+    if key not in _VERIFIED:
+        if sha256_file(path) != sha256:
+            return False
+        _VERIFIED.add(key)
+    return True
+
+
+def fetched_dir(name: str, cache_dir: str | Path | None = None) -> Path:
+    """The cache directory of a fetched data set, its files verified against the sha256 of its manifest.
+
+    Raises FileNotFoundError (saying what to run) if the set is absent or incomplete, and DamagedFileError naming
+    the file and the repair command if a file's content changed since it was fetched. Verifying costs one read of
+    the files per process (about 0.07 s for Fashion-MNIST, see the README).
     """
     directory = resolve_cache_dir(cache_dir) / name
     manifest = read_manifest(directory)
     problems = []
-    if manifest is None:
-        problems.append(f"no {MANIFEST}")
-    else:
-        for f, rec in manifest["files"].items():
-            path = directory / f
-            if not path.is_file() or path.stat().st_size != rec["size"]:
-                problems.append(f"{path} missing or of the wrong size")
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        problems.append(f"no readable {MANIFEST}")
+        files = {}
+    for f, rec in files.items():
+        path = directory / f
+        if not path.is_file() or path.stat().st_size != rec["size"]:
+            problems.append(f"{path} missing or of the wrong size")
     if problems:
         raise FileNotFoundError(
             f"data set {name!r} is not in the cache {directory.parent} ({'; '.join(problems)}); "
             f"run `bixt data fetch {name}` (or set {'BIXT_DATA_DIR'} / pass cache_dir= to where it was fetched)"
+        )
+    damaged = [str(directory / f) for f, rec in files.items() if not _verified(directory / f, rec["sha256"])]
+    if damaged:
+        raise DamagedFileError(
+            f"data set {name!r} is damaged: {', '.join(damaged)} no longer match the sha256 recorded when they were "
+            f"fetched; repair with `bixt data fetch {name}` (it downloads the set again and replaces it whole)"
         )
     return directory
 

@@ -5,6 +5,10 @@
 * ShapeNetPart (``hdf5_data``: ``ply_data_{train,val,test}{i}.h5`` with ``data`` (N, 2048, 3), ``label`` (N, 1)
   object category in [0, 16) and ``pid`` (N, 2048) part in [0, 50)). Items
   ``(points float32 (n, 3), parts int64 (n,), category int)``.
+* Point folders (your own clouds): ``root/<class>/*.npy``, one array (P, c) per cloud, x y z (or x y) first and
+  any per-point features after; classes are the sorted folder names. Items ``(points float32 (n, c), label int)``:
+  ``num_points`` points per cloud, drawn without replacement in a random order seeded by (seed, index), repeated
+  when a cloud has fewer.
 * Image point sets (MNIST / Fashion-MNIST, after PointNet): ``num_points`` foreground pixels (intensity above
   ``threshold``) as (x, y, intensity), x and y in [-1, 1] with y up, intensity in [0, 1]. When an image has fewer
   foreground pixels than ``num_points`` they are repeated in the same random order. Items
@@ -112,6 +116,55 @@ def shapenet_part(root: str | Path, split: str, *, num_points: int | None = 2048
     """ShapeNetPart from its hdf5 release; split 'train', 'val' or 'test'."""
     arrays = read_point_h5(root, split, parts=True, num_classes=16, num_parts=50)
     return PointCloudDataset(arrays["data"], arrays["label"], arrays["pid"], num_points=num_points)
+
+
+class PointFolderDataset(Dataset):
+    """Point clouds stored one per ``.npy`` file in class folders: ``root/<class>/<cloud>.npy``, arrays (P, c).
+
+    Files are read when their item is; a file that is not a 2-D float array with the first file's number of
+    channels raises DataFormatError naming it (every cloud of a batch must have the same channels).
+    """
+
+    def __init__(self, root: str | Path, *, num_points: int = 1024, seed: int = 0) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"point folder root {self.root} does not exist")
+        if num_points < 1:
+            raise ValueError(f"num_points must be positive, got {num_points}")
+        self.classes = tuple(sorted(p.name for p in self.root.iterdir() if p.is_dir()))
+        self.samples = [
+            (path, label) for label, cls in enumerate(self.classes) for path in sorted((self.root / cls).glob("*.npy"))
+        ]
+        if not self.samples:
+            raise ValueError(f"{self.root}: expected class folders of point clouds (<class>/*.npy), found none")
+        self.num_points, self.seed = num_points, seed
+        self.channels = self._read(self.samples[0][0], channels=None).shape[1]
+
+    @staticmethod
+    def _read(path: Path, channels: int | None) -> np.ndarray:
+        try:
+            cloud = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(f"{path}: not a readable .npy array ({exc})") from exc
+        if cloud.ndim != 2 or cloud.shape[0] < 1 or cloud.shape[1] < 2 or not np.issubdtype(cloud.dtype, np.number):
+            raise DataFormatError(
+                f"{path}: expected a numeric array (points, channels >= 2), got {cloud.dtype} {cloud.shape}"
+            )
+        if channels is not None and cloud.shape[1] != channels:
+            raise DataFormatError(
+                f"{path}: {cloud.shape[1]} channels per point, but {channels} in the first cloud of the folder"
+            )
+        return cloud
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.samples[index]
+        cloud = self._read(path, self.channels)
+        order = np.random.default_rng([self.seed, index]).permutation(cloud.shape[0])
+        chosen = order[np.arange(self.num_points) % order.size]
+        return torch.from_numpy(cloud[chosen].astype(np.float32)), label
 
 
 def _pixel_points(

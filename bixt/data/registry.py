@@ -280,6 +280,19 @@ def _shapenet_part(split: str, cache_dir: Path, *, root: str | Path, **options: 
     return shapenet_part(root, split, **options)
 
 
+@register_dataset(
+    "point-folder",
+    kind="user",
+    splits=("train", "val", "test"),
+    returns="(points float32 (num_points=1024, c), label int); c = the files' channels, x y z first",
+    description="point clouds in root/<split>/<class>/*.npy, one array (points, channels) each; pass root=",
+)
+def _point_folder(split: str, cache_dir: Path, *, root: str | Path, **options: Any) -> Dataset:
+    from bixt.data.points import PointFolderDataset
+
+    return PointFolderDataset(Path(root) / split, **options)
+
+
 _LRA_FILES = {
     "lra-listops": {
         "train": "listops-1000/basic_train.tsv",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -31,13 +32,27 @@ def compute_image_stats(dataset: Dataset, *, batch_size: int = 1024) -> dict[str
     return {"mean": mean.tolist(), "std": std.tolist()}
 
 
+def _well_formed(stats: object) -> bool:
+    if not isinstance(stats, dict) or not isinstance(stats.get("mean"), list) or not isinstance(stats.get("std"), list):
+        return False
+    values = [*stats["mean"], *stats["std"]]
+    return len(stats["mean"]) == len(stats["std"]) > 0 and all(isinstance(v, float | int) for v in values)
+
+
 def normalisation_stats(name: str, cache_dir: str | Path | None = None) -> dict[str, list[float]]:
-    """Mean and std per channel of the training split of image set ``name``, cached in ``<cache>/stats/``."""
+    """Mean and std per channel of the training split of image set ``name``, cached in ``<cache>/stats/`` (a damaged
+    cache file is computed again, with a warning)."""
     from bixt.data.registry import load_dataset
 
     path = resolve_cache_dir(cache_dir) / "stats" / f"{name}.json"
     if path.is_file():
-        return json.loads(path.read_text())
+        try:
+            stats = json.loads(path.read_text())
+            if _well_formed(stats):
+                return stats
+            raise ValueError("not {'mean': [numbers], 'std': [numbers]} of one length")
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            warnings.warn(f"{path} is damaged ({error}); computing the statistics again", stacklevel=2)
     stats = compute_image_stats(load_dataset(name, split="train", cache_dir=cache_dir))
     write_json_atomic(path, stats)
     return stats

@@ -1,8 +1,8 @@
 """Batch-level input processing on the model's device, built from the recipe's ``augment`` section.
 
 The transforms themselves come from ``bixt.data.transforms`` (kornia for images); this module only decides which
-apply to a task and in which order: normalisation or the DeiT-III pipeline, zero padding, then mixup / cutmix for
-classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
+apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, then mixup /
+cutmix for classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ class BatchAugment(nn.Module):
                 else transforms.eval_image_transform(config.image_size, **kwargs)
             )
         self.normalize = config.image == "normalize"
+        if config.resize is not None and config.resize < 1:
+            raise ValueError(f"augment.resize must be a size in pixels >= 1 (or None), got {config.resize}")
+        self.resize = config.resize
         if config.pad < 0:
             raise ValueError(f"augment.pad must be a number of pixels >= 0, got {config.pad}")
         self.pad = config.pad
@@ -70,6 +73,12 @@ class BatchAugment(nn.Module):
     def forward(self, batch: Batch) -> Batch:
         first, *rest = batch.inputs
         target = batch.target
+        if self.resize is not None:
+            if first.ndim != 4:
+                raise ValueError(
+                    f"augment.resize applies to image batches (b, c, h, w), got shape {tuple(first.shape)}"
+                )
+            first = F.interpolate(first.float(), size=(self.resize,) * 2, mode="bilinear", antialias=True)
         if self.normalize:
             first = (first - self.mean) / self.std
         if self.image is not None:

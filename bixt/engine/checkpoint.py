@@ -10,7 +10,8 @@ Layout of a run directory::
         config.json           model config }
         ema.safetensors       EMA weights (when the run keeps an EMA)
         training_state.pt     optimizer, grad scaler, RNG states, progress (epoch, step, position in the epoch)
-        meta.json             step, epoch and the evaluation metrics at that point
+        meta.json             step, epoch, the evaluation metrics at that point, sha256 of the files above
+                              (model.safetensors' is in config.json): loading checks them
       last -> step-...        symbolic links, replaced atomically
       best -> step-...
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import tempfile
@@ -28,13 +30,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
+
+from bixt.fileio import DamagedFileError, atomic_write, check_sha256, sha256_file
+from bixt.models.serialization import WEIGHTS_NAME, load_state_checked, load_weights_file, read_json
 
 CHECKPOINTS = "checkpoints"
 STATE_NAME = "training_state.pt"
 META_NAME = "meta.json"
 EMA_NAME = "ema.safetensors"
+REQUIRED_FILES = (WEIGHTS_NAME, "config.json", STATE_NAME, META_NAME)
 
 
 @dataclass
@@ -109,11 +115,13 @@ def save_checkpoint(
             "progress": asdict(progress),
         }
         torch.save(state, tmp / STATE_NAME)
-        (tmp / META_NAME).write_text(json.dumps(asdict(progress), indent=2))
+        checksums = {name: sha256_file(tmp / name) for name in (EMA_NAME, STATE_NAME) if (tmp / name).is_file()}
+        (tmp / META_NAME).write_text(json.dumps({**asdict(progress), "sha256": checksums}, indent=2))
         final = directory / name
-        if final.exists():  # the same step saved twice (e.g. a step checkpoint at the end of an epoch)
-            shutil.rmtree(final)
-        os.rename(tmp, final)
+        if final.is_dir():
+            _replace_same_step(tmp, final)
+        else:
+            os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -122,6 +130,25 @@ def save_checkpoint(
         _replace_link(directory, "best", name)
     _prune(directory, keep)
     return final
+
+
+def _replace_same_step(tmp: Path, final: Path) -> None:
+    """The same step saved again (a step checkpoint, then the end-of-epoch one with its evaluation).
+
+    The weights are the same, so the files are swapped one by one, each atomically: at every moment ``final`` is a
+    complete checkpoint of this step whose files match their recorded sha256 (``last`` never dangles), and
+    ``training_state.pt`` alone decides where a resume continues. While the training state is swapped, the metadata
+    accepts the old state's sha256 and the new one's.
+    """
+    new_meta = read_json(tmp / META_NAME)
+    old_state = read_meta(final).get("sha256", {}).get(STATE_NAME)
+    either = {**new_meta, "sha256": {**new_meta["sha256"], STATE_NAME: [old_state, new_meta["sha256"][STATE_NAME]]}}
+    atomic_write(final / META_NAME, lambda path: path.write_text(json.dumps(either, indent=2)))
+    for name in sorted(p.name for p in tmp.iterdir() if p.name not in (STATE_NAME, META_NAME)):
+        os.replace(tmp / name, final / name)
+    os.replace(tmp / STATE_NAME, final / STATE_NAME)
+    os.replace(tmp / META_NAME, final / META_NAME)
+    tmp.rmdir()
 
 
 def _prune(directory: Path, keep: int) -> None:
@@ -133,19 +160,55 @@ def _prune(directory: Path, keep: int) -> None:
             shutil.rmtree(directory / name, ignore_errors=True)
 
 
+def is_complete(checkpoint: Path) -> bool:
+    """Whether a directory holds every file a resume needs (a renamed-into-place checkpoint always does)."""
+    return all((checkpoint / name).is_file() for name in REQUIRED_FILES)
+
+
+def newest_complete(run_dir: Path) -> Path | None:
+    """The complete ``step-N`` checkpoint with the largest N, whatever the links say; None if there is none."""
+    steps = sorted((p for p in (run_dir / CHECKPOINTS).glob("step-*") if is_complete(p)), key=lambda p: p.name)
+    return steps[-1].resolve() if steps else None
+
+
 def resolve_checkpoint(path: str | os.PathLike, prefer: str = "best") -> Path:
-    """A checkpoint directory from a checkpoint path or a run directory (its ``prefer``-ed, else the other, link)."""
+    """A checkpoint directory from a checkpoint path or a run directory: its ``prefer``-ed link, else the other link,
+    else the newest complete checkpoint (a link left dangling by a run killed while it replaced checkpoints)."""
     path = Path(path)
-    if (path / STATE_NAME).is_file():
+    if path.is_dir() and (path / STATE_NAME).is_file():
+        if not is_complete(path):
+            missing = [name for name in REQUIRED_FILES if not (path / name).is_file()]
+            raise FileNotFoundError(f"checkpoint {path} is incomplete: {', '.join(missing)} missing")
         return path.resolve()
     links = (prefer, "last" if prefer == "best" else "best")
     for link in links:
         candidate = path / CHECKPOINTS / link
-        if (candidate / STATE_NAME).is_file():
+        if is_complete(candidate):
             return candidate.resolve()
+    newest = newest_complete(path)
+    if newest is not None:
+        return newest
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist (expected a run directory or a checkpoint directory)")
     raise FileNotFoundError(
-        f"{path} is neither a checkpoint directory (with {STATE_NAME}) nor a run directory with {CHECKPOINTS}/last"
+        f"{path} is neither a checkpoint directory (with {STATE_NAME}) nor a run directory with a complete "
+        f"checkpoint in {CHECKPOINTS}/"
     )
+
+
+def remove_partial_checkpoints(run_dir: Path) -> list[Path]:
+    """Delete what a killed save left behind (``.step-N.*.tmp`` directories, ``.last.*.tmp`` links); returns them.
+
+    Only the process that holds the run may call this: another one's save in progress looks the same.
+    """
+    directory = run_dir / CHECKPOINTS
+    removed = sorted(directory.glob(".*.tmp")) if directory.is_dir() else []
+    for path in removed:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return removed
 
 
 def run_dir_of(checkpoint: Path) -> Path:
@@ -153,16 +216,34 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.resolve().parent.parent
 
 
+def _recorded_sha256(checkpoint: Path, name: str) -> str | None:
+    """The sha256 a checkpoint recorded for one of its files (None: written before checksums were recorded)."""
+    if name == WEIGHTS_NAME:
+        return read_json(checkpoint / "config.json").get("weights_sha256")
+    return read_meta(checkpoint).get("sha256", {}).get(name)
+
+
 def load_training_state(checkpoint: Path) -> dict[str, Any]:
-    return torch.load(checkpoint / STATE_NAME, map_location="cpu", weights_only=True)
+    path = checkpoint / STATE_NAME
+    expected = _recorded_sha256(checkpoint, STATE_NAME)
+    if expected is not None:
+        check_sha256(path, expected, "resume from another checkpoint of the run")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError) as error:
+        raise DamagedFileError(f"{path} is damaged: not a readable training state ({str(error)[:200]})") from None
 
 
 def load_weights(model: nn.Module, checkpoint: Path, *, ema: bool = False) -> None:
-    path = checkpoint / (EMA_NAME if ema else "model.safetensors")
+    """Load a checkpoint's weights (or EMA weights) into ``model``, checked against their recorded sha256."""
+    name = EMA_NAME if ema else WEIGHTS_NAME
+    path = checkpoint / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found" + (" (the run kept no EMA)" if ema else ""))
-    model.load_state_dict(load_file(path, device=str(next(model.parameters()).device)))
+    device = next(model.parameters()).device
+    state = load_weights_file(path, sha256=_recorded_sha256(checkpoint, name), device=device)
+    load_state_checked(model, state, path)
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / META_NAME).read_text())
+    return read_json(checkpoint / META_NAME)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
+import inspect
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,56 +29,67 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelSection:
+    """model: which registered model, with which config fields"""
+
     name: str = "bixt_ti_l64_p16s4"  # a registered model (bixt models)
     options: dict[str, Any] = field(default_factory=dict)  # overrides of the model's config fields
 
 
 @dataclass
 class DataSection:
+    """data: the data set, its splits and how it is loaded"""
+
     name: str = "fashion-mnist"  # a registered data set (bixt data list)
-    train_split: str = "train"
-    eval_split: str = "test"
+    train_split: str = "train"  # the split trained on
+    eval_split: str = "test"  # the split evaluated after each epoch (and by bixt eval)
     options: dict[str, Any] = field(default_factory=dict)  # passed to bixt.data.load_dataset (max_length=, root=...)
     train_limit: int | None = None  # keep only the first N items (smoke runs)
-    eval_limit: int | None = None
+    eval_limit: int | None = None  # keep only the first N evaluation items
     fetch: bool = False  # fetch a missing registry data set before loading it
-    cache_dir: str | None = None
-    num_workers: int = 0
+    cache_dir: str | None = None  # the data cache (default: $BIXT_DATA_DIR or ~/.cache/bixt)
+    num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     collate: Literal["stack", "padded"] = "stack"  # padded: ragged sequences / pairs through bixt.data.collate
 
 
 @dataclass
 class AugmentSection:
+    """augment: input processing and augmentation, on the model's device"""
+
     # none: inputs as the data set gives them; normalize: per-channel (x - mean) / std; deit3: SPEC 3.1's training
     # pipeline (random resized crop, flip, 3-Augment, colour jitter), normalised, on the model's device.
     image: Literal["none", "normalize", "deit3"] = "none"
     image_size: int | None = None  # output size of deit3 (default: the input size)
     mean: tuple[float, ...] | None = None  # None: computed from the training split once and cached
-    std: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None  # per-channel std, like mean
+    resize: int | None = None  # bilinear (antialiased) resize of images to resize x resize before normalising
     pad: int = 0  # zero pixels added on every side of an image after normalising, e.g. 28 -> 32 for a stride-8 stem
-    mixup_alpha: float = 0.0  # mixup / cutmix with soft targets when either is > 0
-    cutmix_alpha: float = 0.0
-    label_smoothing: float = 0.0
+    mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha), with soft targets; 0 = off
+    cutmix_alpha: float = 0.0  # cutmix Beta(alpha, alpha); 0 = off
+    label_smoothing: float = 0.0  # in [0, 1): weight moved from the true class to all classes
     points: bool = False  # random scale / shift / rotation / jitter of point clouds
     point_coords: int = 3  # how many leading point channels are coordinates (2 for image point sets)
 
 
 @dataclass
 class OptimSection:
-    name: Literal["adamw", "lamb"] = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    clip_grad_norm: float | None = None  # LAMB (lambc) additionally clips the global norm at 1.0 inside itself
+    """optim: the optimizer"""
+
+    name: Literal["adamw", "lamb"] = "adamw"  # lamb: pytorch-optimizer's LAMB (the paper's ImageNet recipe)
+    lr: float = 1e-3  # peak learning rate (> 0), reached after the warm-up
+    weight_decay: float = 0.05  # decoupled; not applied to 1-D parameters and biases
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam moment decays, each in [0, 1)
+    eps: float = 1e-8  # Adam denominator term (> 0)
+    clip_grad_norm: float | None = None  # clip the global gradient norm (None: off); lamb also clips at 1.0
 
 
 @dataclass
 class ScheduleSection:
-    epochs: int = 10
+    """schedule: epochs and the cosine learning-rate schedule"""
+
+    epochs: int = 10  # passes over the training split (more may be given on --resume)
     warmup_epochs: float = 1.0  # linear warm-up from warmup_lr, counted inside `epochs`
-    warmup_lr: float = 1e-6
-    min_lr: float = 1e-5
+    warmup_lr: float = 1e-6  # learning rate (>= 0) at the start of the warm-up
+    min_lr: float = 1e-5  # floor (>= 0) the cosine decays to
     per: Literal["step", "epoch"] = "step"  # the paper steps per epoch; per step is smoother for short runs
 
 
@@ -83,31 +97,71 @@ class ScheduleSection:
 class RunConfig:
     """Everything that defines a training run. ``batch_size`` is global: over processes and accumulation steps."""
 
-    task: Task = "classification"
+    task: Task = "classification"  # what the labels are: per item, per pair, per pixel or per point
     loss: Literal["ce", "bce"] = "ce"  # bce: binary cross-entropy with logits on (soft) one-hot targets
-    model: ModelSection = field(default_factory=ModelSection)
-    data: DataSection = field(default_factory=DataSection)
-    augment: AugmentSection = field(default_factory=AugmentSection)
-    optim: OptimSection = field(default_factory=OptimSection)
-    schedule: ScheduleSection = field(default_factory=ScheduleSection)
-    batch_size: int = 128
-    grad_accum_steps: int = 1
+    model: ModelSection = field(default_factory=ModelSection)  # see the model group
+    data: DataSection = field(default_factory=DataSection)  # see the data group
+    augment: AugmentSection = field(default_factory=AugmentSection)  # see the augment group
+    optim: OptimSection = field(default_factory=OptimSection)  # see the optim group
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)  # see the schedule group
+    batch_size: int = 128  # global: over processes and accumulation steps
+    grad_accum_steps: int = 1  # micro-batches per optimizer step
     eval_batch_size: int | None = None  # per process; default: the training micro-batch
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp16 (with a grad scaler) needs a GPU
     compile: bool = False  # torch.compile the model
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
-    seed: int = 42
+    seed: int = 42  # initial weights, data order and augmentation
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
     threads: int | None = None  # torch.set_num_threads, e.g. the number of cores
-    output_dir: str = "runs"
-    run_name: str | None = None  # default: <recipe>-<time>; with resume: the resumed run's directory
-    resume: str | None = None  # a checkpoint directory or a run directory (its last checkpoint)
-    eval_every_epochs: int = 1
+    output_dir: str = "runs"  # where run directories are made
+    run_name: str | None = None  # default: <recipe>-<time>, suffixed -2, -3... if taken; with resume: the run's own
+    resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint; reads the run's config.yaml
+    max_steps: int | None = None  # stop after this many optimizer steps in all (then evaluate and checkpoint)
+    eval_every_epochs: int = 1  # evaluate every N epochs (and always after the last)
     checkpoint_every_steps: int | None = None  # besides the one at the end of every epoch
     keep_checkpoints: int = 2  # newest step checkpoints kept (the best one is always kept)
-    log_every_steps: int = 50
-    progress: bool = True  # a tqdm progress bar on rank 0
-    tensorboard: bool = False
+    log_every_steps: int = 50  # a train record in metrics.jsonl every N steps
+    progress: bool = True  # rank 0: a tqdm bar on a terminal, else a line every log_every_steps steps (or minute)
+    tensorboard: bool = False  # also log to <run>/tensorboard (needs the tensorboard package)
+
+
+def _field_comments(cls: type) -> dict[str, str]:
+    """What the source says of each field: its line's trailing comment, else the comment lines just above it."""
+    comments: dict[str, str] = {}
+    above: list[str] = []
+    for line in inspect.getsource(cls).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            above.append(stripped[1:].strip())
+            continue
+        match = re.match(r"\s+(\w+): [^#]*(?:#\s*(.*))?$", line)
+        if match:
+            comments[match[1]] = match[2] or " ".join(above)
+        above = []
+    return comments
+
+
+def _sections() -> dict[str, type]:
+    return {
+        f.name: f.default_factory for f in dataclasses.fields(RunConfig) if dataclasses.is_dataclass(f.default_factory)
+    }
+
+
+def key_help() -> dict[str, str]:
+    """Every dotted key's description, from the comments of the config's source."""
+    helps = {k: v for k, v in _field_comments(RunConfig).items() if k not in _sections()}
+    for name, section in _sections().items():
+        helps |= {f"{name}.{key}": text for key, text in _field_comments(section).items()}
+    return helps
+
+
+@functools.cache
+def key_types() -> dict[str, Any]:
+    """Every dotted key's annotated type."""
+    types = {k: v for k, v in typing.get_type_hints(RunConfig).items() if k not in _sections()}
+    for name, section in _sections().items():
+        types |= {f"{name}.{key}": kind for key, kind in typing.get_type_hints(section).items()}
+    return types
 
 
 def _parser():
@@ -121,51 +175,102 @@ def _parser():
     )
     parser.add_argument("-c", "--config", action=ActionConfigFile, help="a YAML recipe (configs/*.yaml)")
     parser.add_class_arguments(RunConfig, as_group=False)
+    helps = key_help()
+    for action in parser._actions:  # jsonargparse reads docstrings, not comments: give every key its comment
+        if action.dest in helps:
+            action.help = helps[action.dest] + " (type: %(type)s, default: %(default)s)"
+    for name, section in _sections().items():
+        parser.groups[name].title = section.__doc__
     return parser
 
 
 def valid_keys() -> list[str]:
     """Every dotted key a recipe may set, e.g. 'optim.lr'."""
-
-    def walk(cls: type, prefix: str) -> list[str]:
-        keys = []
-        for f in dataclasses.fields(cls):
-            nested = f.default_factory if f.default_factory is not dataclasses.MISSING else None
-            if isinstance(nested, type) and dataclasses.is_dataclass(nested):
-                keys += walk(nested, f"{prefix}{f.name}.")
-            else:
-                keys.append(f"{prefix}{f.name}")
-        return keys
-
-    return walk(RunConfig, "")
+    return list(key_types())
 
 
-def _explain(error: Exception) -> ConfigError:
+_SCALAR = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?|[-+]?(inf|nan)", re.IGNORECASE)
+
+
+def _join_negative_numbers(argv: list[str]) -> list[str]:
+    """``--key -1e-3`` -> ``--key=-1e-3``: argparse takes a value that starts with '-' for an option, except plain
+    integers and decimals; joined, every number works as a value."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        value = argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith("--") and "=" not in arg and value.startswith("-") and _SCALAR.fullmatch(value):
+            out.append(f"{arg}={value}")
+            i += 2
+        else:
+            out.append(arg)
+            i += 1
+    return out
+
+
+def _check_recipe_files(argv: list[str]) -> None:
+    """Each ``-c`` file exists and is a YAML mapping; a syntax error names the file, line and column."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            path = Path(arg.split("=", 1)[1])
+        elif arg in ("-c", "--config") and i + 1 < len(argv):
+            path = Path(argv[i + 1])
+        else:
+            continue
+        if not path.is_file():
+            raise ConfigError(f"config file {path} not found")
+        try:
+            content = yaml.safe_load(path.read_text())
+        except yaml.MarkedYAMLError as error:
+            mark = error.problem_mark or error.context_mark
+            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "somewhere"
+            raise ConfigError(f"{path}: not valid YAML at {where}: {error.problem or error.context}") from None
+        except (yaml.YAMLError, UnicodeDecodeError) as error:
+            raise ConfigError(f"{path}: not a readable YAML file: {error}") from None
+        if content is not None and not isinstance(content, dict):
+            raise ConfigError(
+                f"{path}: a recipe must be a mapping of keys (like `optim: {{lr: 0.001}}`), got a "
+                f"{type(content).__name__}"
+            )
+
+
+def _explain(error: Exception, argv: list[str]) -> ConfigError:
+    """The real problem first, in this project's words where jsonargparse's are long, and a short "did you mean"."""
+    from bixt.models.config_checks import describe_type
+
     message = str(error).strip()
-    keys = valid_keys()
-    hint = ""
+    typed = re.match(r'Parser key "([\w.]+)":', message)
+    given = re.search(r"(?:Got value|Given value): (.*)", message)
+    if typed and given and typed[1] in key_types():
+        message = f"{typed[1]} must be {describe_type(key_types()[typed[1]])}, got {given[1].strip()!r}"
+    missing = re.search(r"argument (--[\w.]+): expected one argument", message)
+    if missing and missing[1] in argv[:-1] and argv[argv.index(missing[1]) + 1].startswith("-"):
+        message += f" (a value that starts with '-' must be joined to its key: {missing[1]}=-...)"
     # jsonargparse names an unknown nested key as "Group 'optim' does not accept option 'lrr'"
     unknown = re.search(r"Group '([\w.]+)' does not accept option '([\w.]+)'", message)
     # ... or "Option 'batchsize' is not accepted" (a recipe), or "unrecognized arguments: --optim.lrr 3" (a flag)
     other = re.search(r"Option '([\w.]+)' is not accepted", message) or re.search(r"arguments: --([\w.]+)", message)
     name = f"{unknown[1]}.{unknown[2]}" if unknown else other[1] if other else None
+    hint = ""
     if name:
-        close = difflib.get_close_matches(name, keys, n=3)
+        close = difflib.get_close_matches(name, valid_keys(), n=3)
         hint = f"\ndid you mean: {', '.join(close)}?" if close else ""
-    return ConfigError(f"invalid configuration: {message}{hint}\nvalid keys: {', '.join(keys)}")
+    return ConfigError(f"invalid configuration: {message}{hint}\nvalid keys and what they mean: bixt train --help")
 
 
 def parse_config(argv: list[str]) -> RunConfig:
     """``-c recipe.yaml --key value ...`` -> RunConfig. Raises ConfigError naming the valid keys."""
+    _check_recipe_files(argv)
     parser = _parser()
     try:
-        namespace = parser.parse_args(argv)
+        namespace = parser.parse_args(_join_negative_numbers(argv))
         namespace.pop("config", None)
         config = parser.instantiate(namespace)
     except Exception as error:  # jsonargparse raises ArgumentError / ValueError / TypeError for bad input
         if isinstance(error, SystemExit):
             raise
-        raise _explain(error) from error
+        raise _explain(error, argv) from error
     return _from_namespace(config)
 
 

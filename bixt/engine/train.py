@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from bixt.engine.augment import BatchAugment
 from bixt.engine.checkpoint import Progress
@@ -21,6 +20,7 @@ from bixt.engine.config import RunConfig
 from bixt.engine.distributed import DistInfo, all_reduce_sum
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.metrics import MeanLoss
+from bixt.engine.progress import EpochProgress
 from bixt.engine.tasks import build_metrics, compute_loss, dense_logits, split_batch
 
 
@@ -31,13 +31,16 @@ class NonFiniteLossError(RuntimeError):
         super().__init__(value, progress.step + 1)
         self.value, self.step, self.epoch = value, progress.step + 1, progress.epoch + 1
         self.micro_batch = progress.batch_in_epoch + 1
-        self.last_checkpoint: str | None = None  # filled in by the run, which knows its checkpoints
+        # filled in by the run, which knows its checkpoints and its learning-curve plot
+        self.last_checkpoint: str | None = None
+        self.plot_path: str | None = None
 
     def __str__(self) -> str:
         kept = f"the last good checkpoint is kept: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint"
+        plot = f"; learning curve up to here: {self.plot_path}" if self.plot_path else ""
         return (
             f"non-finite loss ({self.value}) at step {self.step} (epoch {self.epoch}, micro-batch "
-            f"{self.micro_batch} of the epoch); training stopped, {kept}"
+            f"{self.micro_batch} of the epoch); training stopped, {kept}{plot}"
         )
 
 
@@ -89,15 +92,16 @@ def train_one_epoch(
     accum = config.grad_accum_steps
     micro_total = settings.steps_per_epoch * accum
     model.train()
-    bar = tqdm(
-        total=settings.steps_per_epoch,
+    console = EpochProgress(
+        epoch=progress.epoch,
+        epochs=config.schedule.epochs,
+        steps_per_epoch=settings.steps_per_epoch,
         initial=progress.batch_in_epoch // accum,
-        desc=f"epoch {progress.epoch + 1}/{config.schedule.epochs}",
-        unit="step",
-        disable=not (config.progress and settings.info.is_main),
-        dynamic_ncols=True,
+        samples_per_step=config.batch_size,
+        enabled=config.progress and settings.info.is_main,
+        every_steps=config.log_every_steps,
     )
-    window_loss, window_steps, epoch_loss, epoch_steps = 0.0, 0, 0.0, 0
+    step_loss, window_loss, window_steps, epoch_loss, epoch_steps = 0.0, 0.0, 0, 0.0, 0
     for raw in loader:
         if progress.batch_in_epoch >= micro_total:
             break
@@ -119,16 +123,16 @@ def train_one_epoch(
             scaled = loss / accum
             (settings.scaler.scale(scaled) if settings.scaler is not None else scaled).backward()
         progress.batch_in_epoch += 1
-        window_loss += loss.item() / accum
+        step_loss += loss.item() / accum
         if not last_micro:
             continue
         _optimizer_step(model, optimizer, settings)
         progress.step += 1
-        window_steps += 1
-        epoch_loss, epoch_steps = epoch_loss + window_loss, epoch_steps + 1
+        window_loss, window_steps = window_loss + step_loss, window_steps + 1
+        epoch_loss, epoch_steps = epoch_loss + step_loss, epoch_steps + 1
         lr = optimizer.param_groups[0]["lr"]
-        bar.set_postfix(loss=f"{window_loss / window_steps:.4f}", lr=f"{lr:.2e}", refresh=False)
-        bar.update(1)
+        console.step(step_loss, lr)
+        step_loss = 0.0
         if progress.step % config.log_every_steps == 0 or progress.batch_in_epoch == micro_total:
             mean = all_reduce_sum(torch.tensor([window_loss / window_steps], device=device)).item()
             log.write(
@@ -141,7 +145,7 @@ def train_one_epoch(
             window_loss, window_steps = 0.0, 0
         if on_step is not None:
             on_step()
-    bar.close()
+    console.close()
     return epoch_loss / max(epoch_steps, 1)
 
 

@@ -1,7 +1,9 @@
 """This project's own checkpoint format: a directory with ``model.safetensors`` and ``config.json``.
 
-config.json = {"format": 1, "architecture": <class name>, "config": <the model's config dataclass>}. Both files are
-written to temporary names and renamed, so an interrupted save never leaves a half-written file behind.
+config.json = {"format": 1, "architecture": <class name>, "config": <the model's config dataclass>,
+"weights_sha256": <sha256 of model.safetensors>}. Both files are written to temporary names and renamed, so an
+interrupted save never leaves a half-written file behind; loading checks the weights against their sha256 (files
+saved before the checksum was recorded load unchecked), so a damaged file is named instead of loading silently.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from bixt.fileio import atomic_write
+from bixt.fileio import DamagedFileError, atomic_write, check_sha256, sha256_file
 from bixt.models.model_card import TrainingSummary, write_model_card
 
 FORMAT_VERSION = 1
@@ -37,12 +40,13 @@ class PretrainedMixin:
     ) -> Path:
         """name: the title of the model card; training: what the card says about the run (see `training_summary`)."""
         directory = Path(directory)
+        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(_contiguous_state(self), tmp))
         meta = {
             "format": FORMAT_VERSION,
             "architecture": type(self).__name__,
             "config": dataclasses.asdict(self.config),
+            "weights_sha256": sha256_file(directory / WEIGHTS_NAME),
         }
-        atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(_contiguous_state(self), tmp))
         atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
         write_model_card(self, directory, name=name, training=training)
         return directory
@@ -54,11 +58,32 @@ class PretrainedMixin:
         return push_to_hub(self, repo_id, **options)
 
 
+def read_json(path: Path) -> dict:
+    """A JSON object from ``path``; DamagedFileError naming the file if it is not one (e.g. truncated)."""
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise DamagedFileError(f"{path} is damaged: not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise DamagedFileError(f"{path} is damaged: expected a JSON object, got {type(meta).__name__}")
+    return meta
+
+
+def load_weights_file(path: Path, *, sha256: str | None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file, checked against ``sha256`` when one was recorded."""
+    if sha256 is not None:
+        check_sha256(path, sha256, "the file cannot be trusted; use another copy or checkpoint")
+    try:
+        return load_file(path, device=str(device))
+    except SafetensorError as error:
+        raise DamagedFileError(f"{path} is damaged: not a readable safetensors file ({error})") from None
+
+
 def from_pretrained(
     directory: str | os.PathLike, *, map_location: str | torch.device = "cpu", revision: str | None = None
 ) -> nn.Module:
-    """Rebuild a model saved with ``save_pretrained`` (architecture, config and weights), from a local directory or a
-    Hugging Face Hub repo id ("owner/name", at `revision`)."""
+    """Rebuild a model saved with ``save_pretrained`` (architecture, config and weights, checked by sha256), from a
+    local directory or a Hugging Face Hub repo id ("owner/name", at `revision`)."""
     from bixt.models.hub import resolve_pretrained_dir
     from bixt.models.registry import ARCHITECTURES
 
@@ -67,13 +92,42 @@ def from_pretrained(
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: expected a directory written by save_pretrained()")
-    meta = json.loads(config_path.read_text())
+    meta = read_json(config_path)
     if meta.get("format") != FORMAT_VERSION:
         raise ValueError(f"{config_path}: unsupported format {meta.get('format')!r} (expected {FORMAT_VERSION})")
     architecture = meta.get("architecture")
     if architecture not in ARCHITECTURES:
         raise ValueError(f"{config_path}: unknown architecture {architecture!r}; known: {sorted(ARCHITECTURES)}")
     model_class = ARCHITECTURES[architecture]
-    model = model_class(model_class.config_class(**meta["config"]))
-    model.load_state_dict(load_file(weights_path, device=str(map_location)))
+    if not isinstance(meta.get("config"), dict):
+        raise DamagedFileError(f"{config_path} is damaged: no 'config' object")
+    try:
+        model = model_class(model_class.config_class(**meta["config"]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{config_path}: the saved config does not build a {architecture}: {error}") from error
+    state = load_weights_file(weights_path, sha256=meta.get("weights_sha256"), device=map_location)
+    load_state_checked(model, state, weights_path)
     return model
+
+
+def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
+    """``model.load_state_dict(state)``; a mismatch is a short ValueError naming ``source`` and the first keys."""
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = [
+        f"{len(items)} {what}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
+        for what, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("of another shape (file vs model)", mismatched),
+        )
+        if items
+    ]
+    if problems:
+        raise ValueError(f"the weights in {source} do not fit this model; keys " + "; ".join(problems))
+    model.load_state_dict(state)

@@ -28,6 +28,7 @@ from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
+from bixt.tokenizers.checks import check_float_input
 from bixt.tokenizers.image import PatchEmbed
 
 
@@ -170,6 +171,7 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         return torch.cat((cls_pos, patch_pos.flatten(2).transpose(1, 2)), dim=1)
 
     def _tokenize(self, x: torch.Tensor) -> torch.Tensor:
+        check_float_input(x, self.cls_token, "images")
         if x.ndim != 4 or x.shape[1] != self.config.in_chans:
             raise ValueError(f"expected images (batch, {self.config.in_chans}, height, width), got {tuple(x.shape)}")
         if x.shape[-2] % PATCH_SIZE or x.shape[-1] % PATCH_SIZE or 0 in x.shape[-2:]:

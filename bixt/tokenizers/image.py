@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from bixt.layers.pos_embed import FourierPositionEncoding2d
+from bixt.tokenizers.checks import check_float_input
 
 ImageTokenizerKind = Literal["patch16", "patch16_s8", "patch16_s4", "conv16", "conv8", "conv4"]
 IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
@@ -77,8 +78,12 @@ class ConvStem(nn.Module):
         return x
 
 
-def check_image_batch(x: torch.Tensor, in_chans: int, stride: int, check_finite: bool = False) -> None:
-    """Raise ValueError unless x is a (b, in_chans, H, W) batch with H and W positive multiples of `stride`."""
+def check_image_batch(
+    x: torch.Tensor, weight: torch.Tensor, in_chans: int, stride: int, check_finite: bool = False
+) -> None:
+    """Raise TypeError/ValueError unless x is a (b, in_chans, H, W) float batch of ``weight``'s dtype (the first
+    layer's) with H and W positive multiples of `stride`; `check_finite`: also unless every value is finite."""
+    check_float_input(x, weight, "images")
     if x.ndim != 4:
         raise ValueError(f"expected images of shape (batch, {in_chans}, height, width), got shape {tuple(x.shape)}")
     if x.shape[1] != in_chans:
@@ -126,7 +131,7 @@ class ImageTokenizer(nn.Module):
 
     def forward(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
         """`check_finite`: also raise ValueError if x holds NaN or infinite values (costs one pass over x)."""
-        check_image_batch(x, self.in_chans, self.stride, check_finite)
+        check_image_batch(x, next(self.parameters()), self.in_chans, self.stride, check_finite)
         feats = self.patch_embed(x)  # (b, dim, h, w)
         tokens = feats.flatten(2).transpose(1, 2)  # (b, h*w, dim)
         return tokens + self.pos_embed(feats.shape[-2], feats.shape[-1])  # two indices, not *: FX cannot unpack

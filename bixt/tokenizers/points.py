@@ -17,16 +17,22 @@ import torch
 from torch import nn
 
 from bixt.layers.pos_embed import fourier_features
+from bixt.tokenizers.checks import check_float_input
 from bixt.tokenizers.output import TokenizerOutput
 
 
-def check_points(points: torch.Tensor, num_channels: int, mask: torch.Tensor | None) -> None:
-    """Raise TypeError/ValueError unless points is a finite float (b, p, num_channels) batch with a valid mask."""
+def check_points(
+    points: torch.Tensor, num_channels: int, mask: torch.Tensor | None, weight: torch.Tensor | None = None
+) -> None:
+    """Raise TypeError/ValueError unless points is a finite float (b, p, num_channels) batch (of ``weight``'s dtype
+    when given) with a valid mask."""
     if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
         got = points.dtype if isinstance(points, torch.Tensor) else type(points).__name__
         raise TypeError(f"expected float point coordinates, got {got}")
     if points.ndim != 3 or points.shape[-1] != num_channels or points.shape[1] == 0:
         raise ValueError(f"expected points of shape (batch, points, {num_channels}), got {tuple(points.shape)}")
+    if weight is not None:
+        check_float_input(points, weight, "point coordinates/features")
     # values are checked unless there are none: meta (cost counting) or a graph being exported
     if not points.is_meta and not torch.compiler.is_exporting() and not torch.isfinite(points).all():
         raise ValueError("point coordinates/features contain NaN or infinite values")
@@ -49,7 +55,7 @@ class NaivePointTokenizer(nn.Module):
         self.embed = nn.Linear(coord_dims * (2 * num_bands + 1) + in_features, dim)
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
-        check_points(points, self.coord_dims + self.in_features, mask)
+        check_points(points, self.coord_dims + self.in_features, mask, next(self.parameters()))
         coords, feats = points[..., : self.coord_dims], points[..., self.coord_dims :]
         pos = fourier_features(coords, num_bands=self.num_bands, max_freq=self.max_freq)
         tokens = self.embed(torch.cat((pos, feats), dim=-1))
@@ -142,7 +148,7 @@ class GroupedPointTokenizer(nn.Module):
             )
 
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> TokenizerOutput:
-        check_points(points, self.coord_dims + self.in_features, mask)
+        check_points(points, self.coord_dims + self.in_features, mask, next(self.parameters()))
         self.check_enough_points(points, mask)
         coords = points[..., : self.coord_dims]
         batch = torch.arange(points.shape[0], device=points.device)

@@ -1,0 +1,171 @@
+"""A study: a declared grid of training runs (cells x seeds) over one recipe, read from ``configs/studies/NAME.yaml``.
+
+The file is data only::
+
+    title: Attention types at matched FLOPs
+    kind: comparison                                   # which report renders it: comparison | scaling | symmetry
+    recipe: configs/studies/fashion-mnist-conv4.yaml   # the ordinary `bixt train` recipe every cell starts from
+    seeds: [0, 1, 2]
+    overrides: {data.train_limit: 20000}               # for every cell
+    quick: {schedule.epochs: 1, data.train_limit: 64}  # `--quick`: a few steps on a few items (tests)
+    cells:                                             # cell name -> dotted `bixt train` overrides
+      bidirectional: {model.name: bixt_ti_l64_p16}
+      sequential: {model.name: sequential_ti_l64_p16}
+      other-task:                                      # a cell may start from another recipe, and shrink its own
+        recipe: configs/listops.yaml                   # way under --quick (after the study's quick overrides)
+        quick: {data.options.num_examples: 64}
+    ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
+    matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
+
+Each (cell, seed) is one `bixt train` run; its overrides are the recipe's keys, so a cell's command line is exactly
+what a user would type to rerun it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+
+StudyKind = Literal["comparison", "scaling", "symmetry"]
+STUDY_DIR = Path("configs/studies")
+_CELL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# Keys of a cell that are not `bixt train` overrides.
+CELL_KEYS = ("recipe", "quick")
+
+
+class StudyError(ValueError):
+    """A study file that cannot be run, or a request the study cannot answer (unknown cell, no runs)."""
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    title: str
+    kind: StudyKind
+    recipe: Path
+    seeds: tuple[int, ...]
+    cells: dict[str, dict[str, Any]]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    quick: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""  # free text for the study's README: what the grid is for, what was changed and why
+    ordering: tuple[tuple[str, ...], ...] = ()  # groups of cells claimed to rank low -> high (checked by the report)
+    matched_cost: bool = False  # the cells are meant to cost the same FLOPs: the report shows each one's deviation
+    path: Path | None = None
+
+    def cell_recipe(self, cell: str) -> Path:
+        return Path(self.cells[cell].get("recipe", self.recipe))
+
+    def cell_overrides(self, cell: str, *, quick: bool) -> dict[str, Any]:
+        """The study's overrides, then the cell's, then (quick) the shrinking ones: later keys win."""
+        if cell not in self.cells:
+            raise StudyError(f"study {self.name!r} has no cell {cell!r}; its cells: {', '.join(self.cells)}")
+        own = {key: value for key, value in self.cells[cell].items() if key not in CELL_KEYS}
+        shrink = {**self.quick, **self.cells[cell].get("quick", {})} if quick else {}
+        return {**self.overrides, **own, **shrink}
+
+
+def override_args(overrides: dict[str, Any]) -> list[str]:
+    """Dotted overrides -> `bixt train` arguments; ``--key=value`` so that negative numbers parse as values."""
+    args = []
+    for key, value in overrides.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif value is None:
+            text = "null"
+        elif isinstance(value, list | tuple | dict):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        args.append(f"--{key}={text}")
+    return args
+
+
+def study_path(name_or_path: str) -> Path:
+    """A study name (configs/studies/NAME.yaml, relative to the current directory) or a path to a study file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return STUDY_DIR / f"{name_or_path}.yaml"
+
+
+def load_study(name_or_path: str) -> Study:
+    path = study_path(name_or_path)
+    if not path.is_file():
+        known = sorted(p.stem for p in STUDY_DIR.glob("*.yaml") if _is_study_file(p)) if STUDY_DIR.is_dir() else []
+        raise StudyError(f"no study file {path}; studies in {STUDY_DIR}/: {', '.join(known) or 'none'}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise StudyError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, dict):
+        raise StudyError(f"{path}: a study file is a mapping with title, kind, recipe, seeds and cells")
+    return _parse(raw, path)
+
+
+def _is_study_file(path: Path) -> bool:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError:
+        return False
+    return isinstance(raw, dict) and "cells" in raw
+
+
+def _parse(raw: dict[str, Any], path: Path) -> Study:
+    allowed = {"title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes", "ordering", "matched_cost"}
+    unknown = sorted(set(raw) - allowed)
+    if unknown:
+        raise StudyError(f"{path}: unknown keys {unknown}; a study file has {sorted(allowed)}")
+    missing = [key for key in ("title", "kind", "recipe", "seeds", "cells") if key not in raw]
+    if missing:
+        raise StudyError(f"{path}: missing keys {missing}")
+    if raw["kind"] not in get_args(StudyKind):
+        raise StudyError(f"{path}: kind must be one of {get_args(StudyKind)}, got {raw['kind']!r}")
+    seeds = raw["seeds"]
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not seeds or not integers:
+        raise StudyError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"{path}: seeds repeat: {seeds}")
+    cells = raw["cells"]
+    if not isinstance(cells, dict) or not cells:
+        raise StudyError(f"{path}: cells must map cell names to overrides")
+    for name, overrides in cells.items():
+        if not isinstance(name, str) or not _CELL_NAME.fullmatch(name):
+            raise StudyError(f"{path}: cell name {name!r} must be lower-case letters, digits, '-' or '_'")
+        if not isinstance(overrides, dict):
+            raise StudyError(f"{path}: cell {name!r} must map dotted keys to values, got {overrides!r}")
+        if not isinstance(overrides.get("quick", {}), dict):
+            raise StudyError(f"{path}: the quick overrides of cell {name!r} must map dotted keys to values")
+        recipe = Path(overrides.get("recipe", raw.get("recipe", "")))
+        if not recipe.is_file():
+            raise StudyError(
+                f"{path}: recipe {recipe} of cell {name!r} not found (paths are relative to the repository root)"
+            )
+    ordering = raw.get("ordering", [])
+    if not isinstance(ordering, list) or not all(isinstance(group, list) for group in ordering):
+        raise StudyError(f"{path}: ordering must be a list of groups (lists) of cell names, low to high")
+    unknown_cells = sorted({cell for group in ordering for cell in group} - set(cells))
+    if unknown_cells:
+        raise StudyError(f"{path}: ordering names cells that do not exist: {unknown_cells}")
+    for key in ("overrides", "quick"):
+        if not isinstance(raw.get(key, {}), dict):
+            raise StudyError(f"{path}: {key} must map dotted keys to values")
+    return Study(
+        name=path.stem,
+        title=str(raw["title"]),
+        kind=raw["kind"],
+        recipe=Path(raw["recipe"]),
+        seeds=tuple(seeds),
+        cells={name: dict(overrides) for name, overrides in cells.items()},
+        overrides=dict(raw.get("overrides", {})),
+        quick=dict(raw.get("quick", {})),
+        notes=str(raw.get("notes", "")).strip(),
+        ordering=tuple(tuple(group) for group in ordering),
+        matched_cost=bool(raw.get("matched_cost", False)),
+        path=path,
+    )

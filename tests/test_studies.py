@@ -1,0 +1,244 @@
+"""The study runner, its reports, the symmetry measures and `bixt analyze attention`.
+
+The end-to-end tests run every declared study with ``--quick`` (a few steps on a few real Fashion-MNIST items per
+cell) through the real command line, from the repository root where configs/studies/ lives.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import bixt
+from bixt.analysis.symmetry import measure_symmetry, pair_scores
+from bixt.layers.attend import AttentionMaps
+from bixt.studies.runner import plan
+from bixt.studies.spec import StudyError, load_study, override_args
+
+ROOT = Path(__file__).resolve().parent.parent
+SMALL = dict(
+    img_size=28, in_chans=1, num_classes=10, embed_dim=32, depth=3, num_heads=2, num_latents=8, tokenizer="conv4"
+)
+
+
+def _bixt(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+    return subprocess.run(
+        [sys.executable, "-m", "bixt", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+
+
+def _require_fashion_mnist() -> None:
+    from bixt.data import is_fetched
+
+    if not is_fetched("fashion-mnist"):
+        pytest.skip("fashion-mnist is not fetched (run `bixt data fetch fashion-mnist`)")
+
+
+# -- symmetry measures ---------------------------------------------------------------------------------------------
+
+
+def test_logit_symmetry_is_one_for_bixt_by_construction() -> None:
+    torch.manual_seed(0)
+    model = bixt.create_model("bixt_ti_l64_p16", **SMALL)
+    scores = measure_symmetry(model, torch.randn(6, 1, 28, 28))
+    assert scores.layers == [0, 1]  # the one-sided last layer has no token direction
+    torch.testing.assert_close(scores.scores["logit"], torch.ones(2, 2), atol=1e-6, rtol=0)
+    # ... but the two post-softmax maps differ (different normalisation axes), and permuting latents breaks both.
+    assert scores.scores["map"].max() < 0.99
+    assert scores.chance["logit"].abs().max() < 0.5
+
+
+def test_logit_symmetry_is_near_chance_for_untrained_independent_projections() -> None:
+    torch.manual_seed(0)
+    model = bixt.create_model("sequential_ti_l64_p16", **SMALL)
+    scores = measure_symmetry(model, torch.randn(32, 1, 28, 28))
+    # Independent random query/key projections per direction: the two similarity matrices are unrelated.
+    assert scores.scores["logit"].abs().max() < 0.15
+    assert scores.scores["map"].abs().max() < 0.15
+    assert abs(float(scores.scores["logit"].mean()) - float(scores.chance["logit"].mean())) < 0.1
+
+
+def test_pair_scores_of_identical_logits_and_of_a_one_sided_layer() -> None:
+    logits = torch.randn(2, 3, 5, 7)  # (b, h, m, n)
+    maps = AttentionMaps(logits.softmax(-1), logits.transpose(-2, -1).softmax(-1))
+    scores = pair_scores(maps)
+    torch.testing.assert_close(scores["logit"], torch.ones(2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="one-sided"):
+        pair_scores(AttentionMaps(logits.softmax(-1), None))
+
+
+# -- study files and planning ---------------------------------------------------------------------------------------
+
+
+def test_every_declared_study_loads_and_plans_unique_run_directories(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    for name in ("attention-types", "scaling", "symmetry", "lra", "points", "dense"):
+        study = load_study(name)
+        runs = plan(study, root=tmp_path, seeds=None, cells=None, quick=False)
+        assert len(runs) == len(study.cells) * len(study.seeds)
+        assert len({run.run_dir for run in runs}) == len(runs)
+
+
+def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypatch) -> None:
+    from bixt.bench.cost import count_cost
+    from bixt.engine.config import parse_config
+    from bixt.engine.run import build_model
+
+    monkeypatch.chdir(ROOT)
+    study = load_study("attention-types")
+    flops = {}
+    for cell in study.cells:
+        config = parse_config(["-c", str(study.recipe), *override_args(study.cell_overrides(cell, quick=False))])
+        with torch.device("meta"):
+            model = build_model(config)
+        flops[cell] = count_cost(model, model.example_input()).flops
+    mean = sum(flops.values()) / len(flops)
+    assert all(abs(f / mean - 1) <= 0.05 for f in flops.values()), flops
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "title: t\nkind: comparison\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\nextra: 1\n",
+            "unknown keys",
+        ),
+        ("title: t\nkind: other\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\n", "kind must be one of"),
+        ("title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0, 0]\ncells: {a: {}}\n", "seeds repeat"),
+        ("title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [true]\ncells: {a: {}}\n", "list of integers"),
+        (
+            "title: t\nkind: scaling\nrecipe: nowhere.yaml\nseeds: [0]\ncells: {a: {}}\n",
+            "recipe nowhere.yaml of cell .a. not found",
+        ),
+        ("title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {A/b: {}}\n", "cell name"),
+        ("title: t\nkind: scaling\nseeds: [0]\ncells: {a: {}}\n", "missing keys"),
+        ("[1, 2]\n", "a study file is a mapping"),
+    ],
+)
+def test_bad_study_files_say_what_is_wrong(tmp_path: Path, monkeypatch, text: str, message: str) -> None:
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(StudyError, match=message):
+        load_study(str(path))
+
+
+def test_unknown_study_and_cell_are_named(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(StudyError, match="attention-types"):  # the message lists the known studies
+        load_study("no-such-study")
+    with pytest.raises(StudyError, match="no cell 'nope'"):
+        load_study("scaling").cell_overrides("nope", quick=False)
+
+
+def test_cells_can_start_from_their_own_recipe_and_shrink_their_own_way(monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    study = load_study("lra")
+    assert study.cell_recipe("text-bixt") == Path("configs/imdb.yaml")
+    assert study.cell_recipe("listops-bixt") == Path("configs/listops.yaml")  # the study's recipe
+    quick = study.cell_overrides("listops-bixt", quick=True)
+    assert quick["data.options.num_examples"] == 32 and quick["schedule.epochs"] == 1
+    assert "quick" not in quick and "recipe" not in study.cell_overrides("text-bixt", quick=False)
+
+
+def test_override_args_keep_negative_numbers_and_structures() -> None:
+    args = override_args({"optim.lr": -1.0, "augment.mean": [0.5], "ema_decay": None, "progress": False})
+    assert args == ["--optim.lr=-1.0", "--augment.mean=[0.5]", "--ema_decay=null", "--progress=false"]
+
+
+# -- end to end through the command line ----------------------------------------------------------------------------
+
+
+@pytest.mark.network_data
+@pytest.mark.parametrize("name", ["attention-types", "scaling", "symmetry", "lra", "points", "dense"])
+def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
+    _require_fashion_mnist()
+    run = _bixt("study", "run", name, "--quick", "--jobs", "2", "--root", str(tmp_path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    report = _bixt("study", "report", name, "--quick", "--root", str(tmp_path), "--out", str(tmp_path / "results"))
+    assert report.returncode == 0, report.stdout + report.stderr
+    records = [json.loads(line) for line in (tmp_path / "results" / "results.jsonl").read_text().splitlines()]
+    study = load_study(str(ROOT / "configs" / "studies" / f"{name}.yaml"))
+    assert [r["cell"] for r in records] == list(study.cells)
+    assert all(r["status"] == "finished" and r["final"][r["primary"]] >= 0 and r["flops"] > 0 for r in records)
+    # Cells started two at a time got a run directory each, holding their own model, never another cell's.
+    run_dirs = [Path(r["run_dir"]) for r in records]
+    assert len(set(run_dirs)) == len(run_dirs)
+    for record, run_dir in zip(records, run_dirs, strict=True):
+        saved = (run_dir / "config.yaml").read_text()
+        assert f"name: {record['model']}" in saved and f"seed: {record['seed']}" in saved
+    readme = (tmp_path / "results" / "README.md").read_text()
+    assert f"bixt study run {name} --quick" in readme and "## Every run" in readme
+    for png in tmp_path.glob("results/*.png"):
+        assert png.stat().st_size > 10_000
+    expected = {"scaling": 2, "symmetry": 3}.get(name, 1)
+    assert len(list(tmp_path.glob("results/*.png"))) == expected
+
+
+@pytest.mark.network_data
+def test_finished_cells_are_kept_and_unfinished_ones_resume(tmp_path: Path) -> None:
+    _require_fashion_mnist()
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(
+        "title: tiny\nkind: comparison\nrecipe: configs/studies/fashion-mnist-conv4.yaml\nseeds: [0]\n"
+        "quick: {data.train_limit: 32, data.eval_limit: 32, schedule.epochs: 1, batch_size: 16, eval_batch_size: 32,"
+        " model.options.embed_dim: 16, model.options.depth: 1}\n"
+        "cells: {a: {}, b: {model.options.num_latents: 4}}\n"
+    )
+    root = tmp_path / "runs"
+    assert _bixt("study", "run", str(study_file), "--quick", "--jobs", "2", "--root", str(root)).returncode == 0
+    record_a, record_b = root / "tiny" / "a" / "seed-0.json", root / "tiny" / "b" / "seed-0.json"
+    kept = record_a.read_text()
+    record_b.unlink()  # as if the runner had died before writing its record: the cell is unfinished
+    again = _bixt("study", "run", str(study_file), "--quick", "--root", str(root))
+    assert again.returncode == 0, again.stderr
+    assert "a seed 0: finished before, kept" in again.stdout and record_a.read_text() == kept
+    assert "--resume" in json.loads(record_b.read_text())["command"]  # picked up from its checkpoint
+
+
+@pytest.mark.network_data
+def test_analyze_attention_draws_a_grid_and_names_bad_requests(tmp_path: Path) -> None:
+    _require_fashion_mnist()
+    study_file = tmp_path / "one.yaml"
+    study_file.write_text(
+        "title: one\nkind: symmetry\nrecipe: configs/studies/fashion-mnist-conv4.yaml\nseeds: [0]\n"
+        "quick: {data.train_limit: 32, data.eval_limit: 8, schedule.epochs: 1, batch_size: 16,"
+        " model.options.embed_dim: 16, model.options.depth: 2}\ncells: {bixt: {}}\n"
+    )
+    assert _bixt("study", "run", str(study_file), "--quick", "--root", str(tmp_path)).returncode == 0
+    run_dir = tmp_path / "one" / "bixt" / "seed-0"
+    out = tmp_path / "grid.png"
+    drawn = _bixt("analyze", "attention", str(run_dir), "--images", "2", "--layer", "0", "--out", str(out))
+    assert drawn.returncode == 0, drawn.stderr
+    assert out.stat().st_size > 10_000
+    bad_layer = _bixt("analyze", "attention", str(run_dir), "--layer", "7", "--out", str(out))
+    assert bad_layer.returncode == 2 and "layer 7 does not exist" in bad_layer.stderr
+    bad_latent = _bixt("analyze", "attention", str(run_dir), "--latents", "99", "--out", str(out))
+    assert bad_latent.returncode == 2 and "latents [99] do not exist" in bad_latent.stderr
+
+
+def test_analyze_attention_draws_the_authors_weights_on_an_image_folder(tmp_path: Path) -> None:
+    from official_reference import OfficialSpec, official_state_dict
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    spec = OfficialSpec(embed_dim=192, num_heads=6, depth=12, num_latents=64, num_classes=1000, pos_buffer_grid=14)
+    save_file(official_state_dict(spec), tmp_path / "official.safetensors")
+    (tmp_path / "images" / "some-class").mkdir(parents=True)
+    for i in range(2):
+        pixels = torch.randint(0, 256, (40, 60, 3), generator=torch.Generator().manual_seed(i), dtype=torch.uint8)
+        Image.fromarray(pixels.numpy()).save(tmp_path / "images" / "some-class" / f"{i}.png")
+    out = tmp_path / "grid.png"
+    argv = ["analyze", "attention", str(tmp_path / "official.safetensors"), "--official-model", "bixt_ti_l64_p16"]
+    drawn = _bixt(*argv, "--image-folder", str(tmp_path / "images"), "--out", str(out))
+    assert drawn.returncode == 0, drawn.stderr
+    assert out.stat().st_size > 10_000
+    no_images = _bixt(*argv, "--out", str(out))
+    assert no_images.returncode == 2 and "--image-folder" in no_images.stderr
