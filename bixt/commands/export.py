@@ -11,13 +11,14 @@ import json
 import sys
 from pathlib import Path
 
+from bixt.commands import help_text
+
 
 def main(argv: list[str]) -> int:
-    from bixt.export import EXPORT_FORMATS
-
-    parser = argparse.ArgumentParser(prog="bixt export", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bixt export", description=help_text(__doc__))
     parser.add_argument("checkpoint", help="checkpoint directory, run directory or registered model name")
-    parser.add_argument("--format", choices=EXPORT_FORMATS, default="onnx", help="default: onnx")
+    # checked after parsing: bixt.export imports torch, which --help does without
+    parser.add_argument("--format", default="onnx", help="onnx (default) or torch-export")
     parser.add_argument("--output", type=Path, help="default: CHECKPOINT/export/model.{onnx,pt2} or ./NAME.{onnx,pt2}")
     parser.add_argument("--weights", help="official checkpoint file for a registered model name")
     parser.add_argument("--dynamic-batch", action="store_true", help="accept any batch size")
@@ -34,7 +35,10 @@ def main(argv: list[str]) -> int:
     )
     args = parser.parse_args(argv)
 
-    from bixt.export import default_output, export_model
+    from bixt.export import EXPORT_FORMATS, default_output, export_model
+
+    if args.format not in EXPORT_FORMATS:
+        parser.error(f"argument --format: expected one of {', '.join(EXPORT_FORMATS)}, got {args.format!r}")
     from bixt.models.sources import load_model
 
     try:

@@ -10,9 +10,11 @@ import argparse
 import json
 import sys
 
+from bixt.commands import help_text
+
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="bixt predict", description=__doc__)
+    parser = argparse.ArgumentParser(prog="bixt predict", description=help_text(__doc__))
     parser.add_argument("source", help="checkpoint directory, run directory, or registered model name (+ --weights)")
     parser.add_argument("inputs", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--weights", help="the authors' checkpoint file, for a registered model name")
