@@ -13,7 +13,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from bixt.convert import load_official, read_official_checkpoint
 from bixt.heads import ClassificationHead, HeadPool, check_pool
 from bixt.layers.init import init_weights_jax
 from bixt.models.config_checks import check_common
@@ -217,6 +216,9 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         The file is read as `load_official` reads it (no arbitrary unpickling): the authors' layout is converted and
         checked by `load_official`; a state dict already in this model's layout (what timm's train.py saves) loads
         strictly."""
+        # imported here: bixt.convert reads weight files through bixt.models.serialization, a cycle at module level
+        from bixt.convert import load_official, read_official_checkpoint
+
         state = read_official_checkpoint(path)
         if set(state) == set(self.state_dict()):
             self.load_state_dict(state)
