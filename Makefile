@@ -8,7 +8,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # The main job's run directory (one per `make main`).
 MAIN_RUN := runs/main-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install main test lint
+.PHONY: install main test lint timm-contract-all
 
 install: $(VENV)/.installed
 
@@ -31,9 +31,16 @@ test: install
 	$(PY) -m ruff check bixt tests
 	# Real data for the tests marked network_data (a few seconds; a second run downloads nothing).
 	$(PY) -m bixt data fetch fashion-mnist mnist imdb austen
+	# timm's own model tests (tests/test_models.py of the installed timm's sdist), run on bixt models by the conftest
+	$(PY) tests/timm_contract/fetch_timm_tests.py
 	$(PY) -m pytest -q -m "not triton"
 	# The Triton kernel's cases, on the CPU under Triton's interpreter, which Triton switches on at import only.
 	TRITON_INTERPRET=1 $(PY) -m pytest -q -m triton
+
+# timm's model tests on every bixt model registered in timm, not only the representative ones of `make test`.
+timm-contract-all: install
+	$(PY) tests/timm_contract/fetch_timm_tests.py
+	BIXT_TIMM_MODELS=all $(PY) -m pytest -q tests/timm_contract
 
 lint: install
 	$(PY) -m ruff check bixt tests

@@ -1,8 +1,7 @@
 """bixt: Bi-Directional Cross-Attention Transformers (Hiller, Ehinger, Drummond; NeurIPS 2024)."""
 
-import sys
-
 from bixt._lazy import lazy_exports
+from bixt.timm_hook import register_when_timm_imports
 
 __version__ = "0.1.0"
 
@@ -31,7 +30,5 @@ _EXPORTS = {
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 __all__ = ["__version__", *_EXPORTS]
 
-# bixt.models registers every model in timm when timm imports; a program that imported timm first expects the
-# names there right after `import bixt`.
-if "timm" in sys.modules:
-    import bixt.models  # noqa: F401
+# bixt's image classifiers appear in timm once timm is imported; timm itself is not imported here (bixt.timm_hook)
+register_when_timm_imports()

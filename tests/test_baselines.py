@@ -106,20 +106,20 @@ def test_perceiver_shared_weights_are_used_by_every_repeat_and_saved_once(tmp_pa
     assert all(enc.cross_block(i) is enc.cross_blocks[0] for i in range(4))
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        before = model.forward_features(x).latents
+        before = model.forward_features(x)
         enc.cross_blocks[0].mlp_latents.fc2.bias.add_(1.0)  # one shared tensor: changes every repeat's output
-        changed = model.forward_features(x).latents
+        changed = model.forward_features(x)
     assert not torch.allclose(before, changed)
     loaded = bixt.from_pretrained(model.save_pretrained(tmp_path / "perceiver")).eval()
     with torch.no_grad():
-        torch.testing.assert_close(loaded.forward_features(x).latents, changed)
+        torch.testing.assert_close(loaded.forward_features(x), changed)
 
 
 def test_perceiver_never_updates_the_tokens() -> None:
     model = bixt.create_model("perceiver_ti_l64_p16_sa5_d8", img_size=32, depth=2).eval()
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
-        features = model.forward_features(x)
+        features = model.forward_encoder(x)
         torch.testing.assert_close(features.tokens, model.tokenizer(x))
     with pytest.raises(ValueError, match="one_sided_last"):
         PerceiverConfig(one_sided_last=False)

@@ -32,7 +32,8 @@ def _probe(*argv: str) -> tuple[bool, str]:
 @pytest.mark.parametrize(
     "argv",
     [["--help"], ["models", "--help"], ["train", "--help"], ["eval", "--help"], ["data", "--help"],
-     ["data", "fetch", "--help"], ["study", "--help"], ["study", "run", "--help"], ["analyze", "--help"]],
+     ["data", "fetch", "--help"], ["study", "--help"], ["study", "run", "--help"], ["analyze", "--help"],
+     ["export", "--help"], ["predict", "--help"]],
 )  # fmt: skip
 def test_help_needs_no_torch_and_is_plain_text(argv: list[str]) -> None:
     imported_torch, text = _probe(*argv)

@@ -62,7 +62,13 @@ def test_model_contract(name: str) -> None:
         out = model(*inputs)
         features = model.forward_features(*inputs)
         torch.testing.assert_close(model.forward_head(features), out)
-        if hasattr(model, "forward_intermediates"):
+        if isinstance(features, torch.Tensor):  # timm's surface (image classifiers): latents, and token maps
+            final, maps = model.forward_intermediates(*inputs)
+            torch.testing.assert_close(final, features)
+            _, inter = model.forward_attention(*inputs)
+            torch.testing.assert_close(inter.latents[-1], features)
+            assert len(maps) == len(inter.tokens) == len(inter.attention)
+        elif hasattr(model, "forward_intermediates"):
             final, inter = model.forward_intermediates(*inputs)
             torch.testing.assert_close(final.latents, features.latents)
             torch.testing.assert_close(inter.latents[-1], features.latents)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -46,7 +44,7 @@ def test_any_resolution_divisible_by_the_stride() -> None:
     model = tiny("bixt_ti_l64_p16s8").eval()
     for height, width in [(32, 32), (48, 80), (64, 16)]:
         with torch.no_grad():
-            features = model.forward_features(torch.randn(2, 3, height, width))
+            features = model.forward_encoder(torch.randn(2, 3, height, width))
         assert features.tokens.shape == (2, (height // 8) * (width // 8), 64)
         assert torch.isfinite(features.latents).all()
 
@@ -68,10 +66,11 @@ def test_intermediates_and_attention_maps() -> None:
     model = tiny().eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad(), attention_path("fused"):  # maps are still returned: that request takes the explicit path
-        final, inter = model.forward_intermediates(x, return_attention=True)
-        features = model.forward_features(x)
+        final, inter = model.forward_attention(x)
+        features = model.forward_encoder(x)
     assert len(inter.latents) == len(inter.tokens) == len(inter.attention) == 3
     torch.testing.assert_close(final.latents, features.latents)
+    torch.testing.assert_close(final.tokens, features.tokens)
     for i, maps in enumerate(inter.attention):
         assert maps.latents_to_tokens.shape == (2, 2, 8, 4)
         torch.testing.assert_close(maps.latents_to_tokens.sum(-1), torch.ones(2, 2, 8))
@@ -87,12 +86,12 @@ def test_d13_models_drop_their_one_sided_layer_for_dense_use() -> None:
     model = tiny("bixt_ti_l64_d13_p16", depth=4).eval()
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        _, before = model.forward_intermediates(x)
+        before = model.forward_intermediates(x, output_fmt="NLC", intermediates_only=True)
         model.drop_one_sided_layer()
-        features = model.forward_features(x)
+        features = model.forward_encoder(x)
     assert model.config.depth == 3 and not model.config.one_sided_last
     assert all(layer.cross_block.bidirectional for layer in model.encoder.layers)
-    torch.testing.assert_close(features.tokens, before.tokens[2])
+    torch.testing.assert_close(features.tokens, before[2])
     with pytest.raises(ValueError, match="no one-sided"):
         model.drop_one_sided_layer()
 
@@ -145,7 +144,7 @@ def test_save_and_load_pretrained(tmp_path: Path) -> None:
     model = tiny("bixt_ti_cnv_l64_p16").eval()
     x = torch.randn(2, 3, 32, 32)
     model.save_pretrained(tmp_path / "run")
-    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = bixt.from_pretrained(tmp_path / "run").eval()
     assert loaded.config == model.config
     with torch.no_grad():
@@ -209,22 +208,3 @@ def test_non_finite_input_is_caught_on_request() -> None:
     x[0, 1, 2, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or infinite"):
         model(x, check_finite=True)
-
-
-def test_timm_registration_with_a_stand_in_timm(monkeypatch: pytest.MonkeyPatch) -> None:
-    entrypoints: dict[str, object] = {}
-    timm_models = types.ModuleType("timm.models")
-    timm_models.register_model = lambda fn: entrypoints.setdefault(fn.__name__, fn)
-    timm_models.is_model = lambda name: name in entrypoints
-    monkeypatch.setitem(sys.modules, "timm", types.ModuleType("timm"))
-    monkeypatch.setitem(sys.modules, "timm.models", timm_models)
-    from bixt.timm_interop import register_in_timm
-
-    added = register_in_timm()
-    assert set(added) == set(bixt.list_models()) == set(entrypoints)
-    # timm passes its own keyword arguments to every entrypoint
-    model = entrypoints["bixt_ti_l64_p16"](pretrained=False, pretrained_cfg=None, num_classes=3, depth=1)
-    assert isinstance(model, bixt.BiXT) and model.num_classes == 3
-    with pytest.raises(ValueError, match="load_official"):
-        entrypoints["bixt_ti_l64_p16"](pretrained=True)
-    assert register_in_timm() == []  # names timm already knows are left alone

@@ -40,10 +40,10 @@ def test_reference_vectors_are_reproduced(stem: str) -> None:
     tensors, cfg = _reference(stem)
     model = load_official(_model_for(stem, cfg), _state(tensors))
     with torch.no_grad():
-        features = model.forward_features(tensors["x"])
-        pre_logits = model.forward_head(features, pre_logits=True)
-        logits = model.forward_head(features)
-    torch.testing.assert_close(features.latents, tensors["latents"], atol=1e-5, rtol=0)
+        latents = model.forward_features(tensors["x"])
+        pre_logits = model.forward_head(latents, pre_logits=True)
+        logits = model.forward_head(latents)
+    torch.testing.assert_close(latents, tensors["latents"], atol=1e-5, rtol=0)
     torch.testing.assert_close(pre_logits, tensors["pre_logits"], atol=1e-5, rtol=0)
     torch.testing.assert_close(logits, tensors["logits"], atol=1e-5, rtol=0)
 
@@ -97,7 +97,7 @@ def test_variants_load_and_match_the_functional_reference(name: str) -> None:
     latents, pre_logits, logits = official_forward(state, x, spec)
     with torch.no_grad():
         features = model.forward_features(x)
-        torch.testing.assert_close(features.latents, latents, atol=1e-5, rtol=0)
+        torch.testing.assert_close(features, latents, atol=1e-5, rtol=0)
         torch.testing.assert_close(model.forward_head(features, pre_logits=True), pre_logits, atol=1e-5, rtol=0)
         torch.testing.assert_close(model(x), logits, atol=1e-5, rtol=0)
 

@@ -32,7 +32,7 @@ _TINY = 1e-30
 
 def _attention_maps(model: nn.Module, images: torch.Tensor) -> list[AttentionMaps]:
     """Every cross-attention layer's post-softmax maps for a batch (the model's attention-returning forward)."""
-    _, intermediates = model.forward_intermediates(images, return_attention=True)
+    _, intermediates = model.forward_attention(images)
     return intermediates.attention
 
 

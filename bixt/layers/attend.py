@@ -38,6 +38,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
 
@@ -127,6 +128,9 @@ def _resolve(kind: str, need_maps: bool, dropout_p: float, queries: torch.Tensor
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
+    if path == "auto" and is_fx_symbolic_tracing():
+        # an FX graph cannot choose by input size (its sizes are symbols): the fused path is right for any size
+        return "fused"
     if path == "auto":
         rule = auto_rule(queries.device.type, queries.dtype)
         b, h, m = max(queries.shape[0], keys.shape[0]), queries.shape[1], queries.shape[2]

@@ -13,7 +13,6 @@ layout of the official checkpoints.
 from __future__ import annotations
 
 import torch
-from einops import rearrange
 from torch import nn
 
 from bixt.layers.attend import AttentionMaps, attend, bidirectional_attend
@@ -24,14 +23,16 @@ def _check_heads(dim: int, num_heads: int) -> None:
         raise ValueError(f"the attention width ({dim}) must be divisible by the number of heads, got {num_heads} heads")
 
 
+# Plain tensor ops rather than einops, which torch.fx cannot trace.
 def _split(x: torch.Tensor, parts: int, num_heads: int) -> torch.Tensor:
     # (b, l, parts*h*d) -> (parts, b, h, l, d). Splitting into chunks of the last dim instead was tried: with it, a
     # BiXT-Ti/4 training step at 3,136 tokens measured 7% slower in fp32 (BENCHMARKS.md §6.5), so this view stays.
-    return rearrange(x, "b l (parts h d) -> parts b h l d", parts=parts, h=num_heads)
+    return x.unflatten(-1, (parts, num_heads, -1)).permute(2, 0, 3, 1, 4)
 
 
 def _merge(x: torch.Tensor) -> torch.Tensor:
-    return rearrange(x, "b h l d -> b l (h d)")
+    # (b, h, l, d) -> (b, l, h*d)
+    return x.transpose(1, 2).flatten(2)
 
 
 class BiCrossAttention(nn.Module):

@@ -42,6 +42,11 @@ def fourier_grid_features_2d(
     return torch.cat((encode(y), encode(x)), dim=-1).permute(2, 0, 1)
 
 
+# torch.fx records the features as one call on the grid size (computed when the traced graph runs): tracing through
+# would need the size as a Python number
+torch.fx.wrap("fourier_grid_features_2d")
+
+
 class FourierPositionEncoding2d(nn.Module):
     """Learned projection of 2-D Fourier features. forward(h, w) -> (1, h*w, dim), rows outer, columns inner."""
 

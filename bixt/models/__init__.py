@@ -6,9 +6,6 @@ from bixt.models.bixt import BiXT, BiXTConfig
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
 from bixt.models.registry import create_model, list_models, register_model
 from bixt.models.serialization import from_pretrained
-from bixt.timm_interop import register_if_timm_available
-
-register_if_timm_available()
 
 __all__ = [
     "BiXT",

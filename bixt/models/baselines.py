@@ -101,13 +101,37 @@ class IterativeEncoder(nn.Module):
             attn_drop=attn_drop,
             drop=drop,
         )
-        num_unique = {"none": depth, "all": 1, "all_but_first": min(depth, 2)}[share_cross]
+        self.share_cross = share_cross
         self.cross_blocks = nn.ModuleList(
-            CrossBlock(dim, dim, bidirectional=False, drop_path=rates[i], **common) for i in range(num_unique)
+            CrossBlock(dim, dim, bidirectional=False, drop_path=rates[i], **common)
+            for i in range(self._num_unique_cross(depth))
         )
         self.latent_blocks = nn.ModuleList(
             LatentSelfBlock(dim, drop_path=rates[i], **common) for i in range(depth) for _ in range(self_per_cross)
         )
+
+    def _num_unique_cross(self, depth: int) -> int:
+        return {"none": depth, "all": 1, "all_but_first": min(depth, 2)}[self.share_cross]
+
+    def layer_names(self) -> list[str]:
+        """One entry per repeat: the cross-attention that repeat runs (shared ones appear more than once)."""
+        return [f"cross_blocks.{min(i, len(self.cross_blocks) - 1)}" for i in range(self.depth)]
+
+    def block_patterns(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        """timm `group_matcher` entries: repeat i = its cross-attention (shared ones count as the first repeat's) and
+        its `self_per_cross` latent blocks."""
+        latent = [
+            (rf"^encoder\.latent_blocks\.{j}\.", (j // self.self_per_cross,)) for j in range(len(self.latent_blocks))
+        ]
+        return [(r"^encoder\.cross_blocks\.(\d+)\.", None), *latent]
+
+    def keep_layers(self, count: int) -> None:
+        """Delete every repeat after the first `count` (its cross-attention, unless shared, and its latent blocks)."""
+        if not 1 <= count <= self.depth:
+            raise ValueError(f"can keep 1 to {self.depth} repeats, got {count}")
+        del self.cross_blocks[self._num_unique_cross(count) :]
+        del self.latent_blocks[count * self.self_per_cross :]
+        self.depth = count
 
     def cross_block(self, repeat: int) -> CrossBlock:
         """The cross-attention of `repeat`: its own, the single shared one, or (from repeat 1 on) the second one."""
@@ -129,10 +153,12 @@ class IterativeEncoder(nn.Module):
         *,
         intermediates: Intermediates | None = None,
         return_maps: bool = False,
+        num_layers: int | None = None,
     ) -> EncoderOutput:
+        """Run every repeat (or only the first `num_layers`), collecting per-repeat outputs into `intermediates`."""
         check_token_mask(token_mask, tokens)
         latents = self.latents.expand(tokens.shape[0], -1, -1)
-        for repeat in range(self.depth):
+        for repeat in range(self.depth if num_layers is None else num_layers):
             if self.grad_checkpointing and self.training and intermediates is None:
                 latents, _ = checkpoint(self._repeat, repeat, latents, tokens, token_mask, False, use_reentrant=False)
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -32,6 +32,29 @@ class Intermediates:
     attention: list[AttentionMaps] = field(default_factory=list)
 
 
+def take_indices(num_layers: int, indices: int | Sequence[int] | None) -> tuple[list[int], int]:
+    """timm's layer selection: None = every layer, n = the last n, or explicit indices (negative count from the end).
+
+    Returns the indices made non-negative, in the order given, and the largest of them."""
+    if indices is None:
+        take = list(range(num_layers))
+    elif isinstance(indices, int):
+        if not 1 <= indices <= num_layers:
+            raise ValueError(f"asked for the last {indices} of {num_layers} layers")
+        take = list(range(num_layers - indices, num_layers))
+    else:
+        take = [i + num_layers if i < 0 else i for i in indices]
+        bad = [i for i, t in zip(indices, take, strict=True) if not 0 <= t < num_layers]
+        if bad or not take:
+            raise ValueError(f"layer indices {list(indices)} out of range for {num_layers} layers")
+    return take, max(take)
+
+
+def tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Row-major tokens (b, height * width, d) -> feature map (b, d, height, width)."""
+    return tokens.unflatten(1, (height, width)).permute(0, 3, 1, 2)
+
+
 def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> None:
     """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token."""
     if token_mask is None:
@@ -41,7 +64,7 @@ def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> N
             f"token_mask must be a bool tensor of shape {tuple(tokens.shape[:2])} (True = real token), "
             f"got {token_mask.dtype} {tuple(token_mask.shape)}"
         )
-    if token_mask.is_meta:  # a shapes-only mask (cost counting on the meta device) has no values to check
+    if token_mask.is_meta or torch.compiler.is_exporting():  # no values: shapes only, or a graph being exported
         return
     empty = (~token_mask.any(dim=1)).nonzero().flatten()
     if empty.numel():
@@ -102,6 +125,22 @@ class BiXTEncoder(nn.Module):
         del self.layers[-1]
         self.one_sided_last = False
 
+    def layer_names(self) -> list[str]:
+        """Module name of each layer, in order (one entry per layer the encoder runs)."""
+        return [f"layers.{i}" for i in range(len(self.layers))]
+
+    def block_patterns(self) -> list[tuple[str, tuple[int, ...] | None]]:
+        """timm `group_matcher` entries that give each layer's parameters the layer's index."""
+        return [(r"^encoder\.layers\.(\d+)\.", None)]
+
+    def keep_layers(self, count: int) -> None:
+        """Delete every layer after the first `count` (a shorter backbone: features up to a chosen layer)."""
+        if not 1 <= count <= len(self.layers):
+            raise ValueError(f"can keep 1 to {len(self.layers)} layers, got {count}")
+        if count < len(self.layers):
+            del self.layers[count:]
+            self.one_sided_last = False  # the one-sided layer, if any, was the last one
+
     def forward(
         self,
         tokens: torch.Tensor,
@@ -109,11 +148,13 @@ class BiXTEncoder(nn.Module):
         *,
         intermediates: Intermediates | None = None,
         return_maps: bool = False,
+        num_layers: int | None = None,
     ) -> EncoderOutput:
-        """Run every layer; if `intermediates` is given, append each layer's outputs (and maps) to it."""
+        """Run every layer (or only the first `num_layers`); if `intermediates` is given, append each layer's outputs
+        (and maps) to it."""
         check_token_mask(token_mask, tokens)
         latents = self.latents.expand(tokens.shape[0], -1, -1)
-        for layer in self.layers:
+        for layer in self.layers[:num_layers]:
             if self.grad_checkpointing and self.training and intermediates is None:
                 latents, tokens, _ = checkpoint(layer, latents, tokens, token_mask, use_reentrant=False)
                 continue

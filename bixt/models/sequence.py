@@ -218,7 +218,9 @@ class SequenceRetrieval(_SequenceBackbone):
         return self.encode(self.stack_pair(ids_a, ids_b))
 
     def forward_head(self, features: SequenceFeatures, pre_logits: bool = False) -> torch.Tensor:
-        u, v = features.pooled().chunk(2)
+        pooled = features.pooled()
+        half = pooled.shape[0] // 2  # slices, not chunk(2): torch.export cannot prove chunk's count for any batch
+        u, v = pooled[:half], pooled[half:]
         return self.head(u, v, pre_logits=pre_logits)
 
     def forward(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> torch.Tensor:

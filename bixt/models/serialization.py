@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -19,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from bixt.fileio import DamagedFileError, atomic_write, check_sha256, sha256_file
+from bixt.models.model_card import TrainingSummary, write_model_card
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
@@ -30,9 +32,13 @@ def _contiguous_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class PretrainedMixin:
-    """Adds ``save_pretrained(directory)`` to a registered model class with a ``config`` dataclass."""
+    """Adds ``save_pretrained(directory)`` and ``push_to_hub(repo_id)`` to a registered model class with a ``config``
+    dataclass. Beside the weights and config, a model card (README.md, `bixt.models.model_card`) is written."""
 
-    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+    def save_pretrained(
+        self, directory: str | os.PathLike, *, name: str | None = None, training: TrainingSummary | None = None
+    ) -> Path:
+        """name: the title of the model card; training: what the card says about the run (see `training_summary`)."""
         directory = Path(directory)
         atomic_write(directory / WEIGHTS_NAME, lambda tmp: save_file(_contiguous_state(self), tmp))
         meta = {
@@ -42,7 +48,14 @@ class PretrainedMixin:
             "weights_sha256": sha256_file(directory / WEIGHTS_NAME),
         }
         atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        write_model_card(self, directory, name=name, training=training)
         return directory
+
+    def push_to_hub(self, repo_id: str, **options: Any) -> str:
+        """Upload to the Hugging Face Hub (`bixt.models.hub.push_to_hub`); returns the commit URL."""
+        from bixt.models.hub import push_to_hub
+
+        return push_to_hub(self, repo_id, **options)
 
 
 def read_json(path: Path) -> dict:
@@ -66,11 +79,15 @@ def load_weights_file(path: Path, *, sha256: str | None, device: str | torch.dev
         raise DamagedFileError(f"{path} is damaged: not a readable safetensors file ({error})") from None
 
 
-def from_pretrained(directory: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model saved with ``save_pretrained`` (architecture, config and weights, checked by sha256)."""
+def from_pretrained(
+    directory: str | os.PathLike, *, map_location: str | torch.device = "cpu", revision: str | None = None
+) -> nn.Module:
+    """Rebuild a model saved with ``save_pretrained`` (architecture, config and weights, checked by sha256), from a
+    local directory or a Hugging Face Hub repo id ("owner/name", at `revision`)."""
+    from bixt.models.hub import resolve_pretrained_dir
     from bixt.models.registry import ARCHITECTURES
 
-    directory = Path(directory)
+    directory = resolve_pretrained_dir(directory, revision=revision)
     config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
     for path in (config_path, weights_path):
         if not path.is_file():

@@ -163,7 +163,7 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
     def _position_embedding(self, height: int, width: int) -> torch.Tensor:
         """(1, 1 + height*width, dim): the learned table, bicubically resized when the grid differs from training."""
         grid = self.config.img_size // PATCH_SIZE
-        if (height, width) == (grid, grid):
+        if not torch.compiler.is_exporting() and (height, width) == (grid, grid):  # an exported graph takes any grid
             return self.pos_embed
         cls_pos, patch_pos = self.pos_embed[:, :1], self.pos_embed[:, 1:]
         patch_pos = patch_pos.reshape(1, grid, grid, -1).permute(0, 3, 1, 2)

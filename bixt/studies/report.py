@@ -285,9 +285,7 @@ def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool
             "| width | test top-1 (%) | MFLOPs |",
             "|---|---|---|",
         ]
-        lines += [
-            f"| {p[2]} | {_pm(p[6])} (n={len(p[6])}) | {p[4]:.2f} |" for p in sorted(fixed, key=lambda p: p[2])
-        ]
+        lines += [f"| {p[2]} | {_pm(p[6])} (n={len(p[6])}) | {p[4]:.2f} |" for p in sorted(fixed, key=lambda p: p[2])]
         plots.append(
             study_plots.plot_width_scaling([(p[2], p[3], p[4]) for p in fixed], out / "width.png", title=study.title)
         )

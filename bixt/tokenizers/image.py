@@ -78,6 +78,29 @@ class ConvStem(nn.Module):
         return x
 
 
+def check_image_batch(
+    x: torch.Tensor, weight: torch.Tensor, in_chans: int, stride: int, check_finite: bool = False
+) -> None:
+    """Raise TypeError/ValueError unless x is a (b, in_chans, H, W) float batch of ``weight``'s dtype (the first
+    layer's) with H and W positive multiples of `stride`; `check_finite`: also unless every value is finite."""
+    check_float_input(x, weight, "images")
+    if x.ndim != 4:
+        raise ValueError(f"expected images of shape (batch, {in_chans}, height, width), got shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"expected {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    height, width = x.shape[-2:]
+    if height % stride or width % stride or height == 0 or width == 0:
+        raise ValueError(
+            f"image height and width must be positive multiples of the tokenizer stride {stride}, got {height}x{width}"
+        )
+    if check_finite and not torch.isfinite(x).all():
+        raise ValueError("input contains NaN or infinite values")
+
+
+# torch.fx traces the check as one opaque call (run on real tensors later) instead of branching on traced shapes
+torch.fx.wrap("check_image_batch")
+
+
 def tokenizer_stride(kind: str) -> int:
     """Downsampling factor of the image tokenizer `kind`; ValueError for an unknown kind."""
     if kind not in IMAGE_TOKENIZER_STRIDES:
@@ -106,25 +129,9 @@ class ImageTokenizer(nn.Module):
     def stride(self) -> int:
         return self.patch_embed.stride
 
-    def check_input(self, x: torch.Tensor) -> None:
-        """Raise TypeError/ValueError unless x is a (b, in_chans, H, W) float batch of the model's dtype with H and W
-        divisible by the stride (NaN / inf: the models' ``check_finite=True``)."""
-        check_float_input(x, next(self.parameters()), "images")
-        if x.ndim != 4:
-            raise ValueError(
-                f"expected images of shape (batch, {self.in_chans}, height, width), got shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"expected {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-        height, width = x.shape[-2:]
-        if height % self.stride or width % self.stride or height == 0 or width == 0:
-            raise ValueError(
-                f"image height and width must be positive multiples of the tokenizer stride {self.stride}, "
-                f"got {height}x{width}"
-            )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
+    def forward(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
+        """`check_finite`: also raise ValueError if x holds NaN or infinite values (costs one pass over x)."""
+        check_image_batch(x, next(self.parameters()), self.in_chans, self.stride, check_finite)
         feats = self.patch_embed(x)  # (b, dim, h, w)
         tokens = feats.flatten(2).transpose(1, 2)  # (b, h*w, dim)
-        return tokens + self.pos_embed(*feats.shape[-2:])
+        return tokens + self.pos_embed(feats.shape[-2], feats.shape[-1])  # two indices, not *: FX cannot unpack

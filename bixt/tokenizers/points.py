@@ -33,7 +33,8 @@ def check_points(
         raise ValueError(f"expected points of shape (batch, points, {num_channels}), got {tuple(points.shape)}")
     if weight is not None:
         check_float_input(points, weight, "point coordinates/features")
-    if not points.is_meta and not torch.isfinite(points).all():  # meta: shapes only (cost counting), no values
+    # values are checked unless there are none: meta (cost counting) or a graph being exported
+    if not points.is_meta and not torch.compiler.is_exporting() and not torch.isfinite(points).all():
         raise ValueError("point coordinates/features contain NaN or infinite values")
     if mask is not None and (mask.dtype != torch.bool or mask.shape != points.shape[:2]):
         raise ValueError(
@@ -135,8 +136,8 @@ class GroupedPointTokenizer(nn.Module):
 
     def check_enough_points(self, points: torch.Tensor, mask: torch.Tensor | None) -> None:
         """Raise ValueError naming the clouds with fewer than `min_points` real points."""
-        if points.shape[1] >= self.min_points and (mask is None or mask.is_meta):
-            return  # enough points, or a shapes-only (meta) mask whose values are unknown
+        if points.shape[1] >= self.min_points and (mask is None or mask.is_meta or torch.compiler.is_exporting()):
+            return  # enough points, or a mask whose values are unknown (meta, or a graph being exported)
         num_real = mask.sum(1) if mask is not None else torch.full((points.shape[0],), points.shape[1])
         short = (num_real < self.min_points).nonzero().flatten()
         if short.numel():

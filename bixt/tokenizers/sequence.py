@@ -66,7 +66,8 @@ class SequenceTokenizer(nn.Module):
                 f"sequence length {ids.shape[1]} exceeds the configured maximum of {self.max_length} tokens; "
                 "truncate the input or build the model with a larger max_length"
             )
-        if ids.is_meta or ids.numel() == 0:  # shapes only (cost counting), or an empty batch: no values to check
+        # no values to check: shapes only (cost counting), a graph being exported, or an empty batch
+        if ids.is_meta or torch.compiler.is_exporting() or ids.numel() == 0:
             return
         low, high = int(ids.min()), int(ids.max())
         if low < 0 or high >= self.vocab_size:
