@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
 # Hidden activations of at least this many elements (16 MiB in fp32; BiXT-Ti's token MLPs at batch 8 from 683 tokens
 # on) are recomputed in the backward pass; below it the memory saved is small and the extra GELU pass is not worth it.
@@ -69,6 +70,8 @@ class Mlp(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
         hidden_dropout = self.training and self.drop1.p > 0
-        if torch.is_grad_enabled() and not hidden_dropout and h.numel() >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
+        # An FX graph cannot branch on a traced size: it takes the plain path (same outputs and gradients).
+        recompute = not hidden_dropout and not is_fx_symbolic_tracing() and torch.is_grad_enabled()
+        if recompute and h.numel() >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
             return self.drop2(GeluLinear.apply(h, self.fc2.weight, self.fc2.bias))
         return self.drop2(self.fc2(self.drop1(self.act(h))))
