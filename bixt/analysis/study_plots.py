@@ -32,61 +32,39 @@ def plot_cell_comparison(rows: list[dict[str, Any]], path: Path, *, title: str, 
         plt.close(fig)
 
 
-def plot_token_scaling(series: dict[int, list[tuple[int, float, float]]], path: Path, *, title: str) -> Path:
-    """Figure 3 (left) at small scale. series: latents -> [(tokens, top-1 %, MFLOPs)]; accuracy solid, FLOPs dashed."""
+def _accuracy_and_cost(
+    lines: list[tuple[str, list[tuple[float, float, float]], str]], path: Path, *, xlabel: str, title: str
+) -> Path:
+    """Accuracy (solid, left axis) and MFLOPs (dashed, right axis) against one x axis; lines: (label, [(x, top-1 %,
+    MFLOPs)], colour), one legend for both axes beside the plot."""
     plt = _pyplot("study plot", "train")
     fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
     ax_cost = ax.twinx()
-    for i, (latents, points) in enumerate(sorted(series.items())):
+    for label, points, colour in lines:
         points = sorted(points)
-        tokens = [p[0] for p in points]
-        ax.plot(tokens, [p[1] for p in points], "o-", color=f"C{i}", label=f"{latents} latents: accuracy")
-        ax_cost.plot(
-            tokens, [p[2] for p in points], "s--", color=f"C{i}", alpha=0.6, label=f"{latents} latents: MFLOPs"
-        )
-    ax.set(xlabel="tokens per image", ylabel="test top-1 accuracy (%)", title=title)
+        xs = [p[0] for p in points]
+        ax.plot(xs, [p[1] for p in points], "o-", color=colour, label=f"{label}accuracy")
+        ax_cost.plot(xs, [p[2] for p in points], "s--", color=colour, alpha=0.6, label=f"{label}MFLOPs")
+    ax.set(xlabel=xlabel, ylabel="test top-1 accuracy (%)", title=title)
     ax_cost.set_ylabel("MFLOPs per image (dashed)")
     ax.grid(alpha=0.3)
-    handles = ax.get_legend_handles_labels()
-    cost_handles = ax_cost.get_legend_handles_labels()
-    ax.legend(
-        handles[0] + cost_handles[0],
-        handles[1] + cost_handles[1],
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.12, 1.0),
-    )
+    (handles, labels), (cost_handles, cost_labels) = ax.get_legend_handles_labels(), ax_cost.get_legend_handles_labels()
+    ax.legend(handles + cost_handles, labels + cost_labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0))
     try:
         return _save(fig, path, dpi=110)
     finally:
         plt.close(fig)
+
+
+def plot_token_scaling(series: dict[int, list[tuple[int, float, float]]], path: Path, *, title: str) -> Path:
+    """Figure 3 (left) at small scale. series: latents -> [(tokens, top-1 %, MFLOPs)]; accuracy solid, FLOPs dashed."""
+    lines = [(f"{latents} latents: ", points, f"C{i}") for i, (latents, points) in enumerate(sorted(series.items()))]
+    return _accuracy_and_cost(lines, path, xlabel="tokens per image", title=title)
 
 
 def plot_width_scaling(points: list[tuple[int, float, float]], path: Path, *, title: str) -> Path:
     """Figure 3 (right) at small scale: (width, top-1 %, MFLOPs) points, accuracy solid and FLOPs dashed."""
-    plt = _pyplot("study plot", "train")
-    points = sorted(points)
-    fig, ax = plt.subplots(figsize=(9.5, 4.5), layout="constrained")
-    ax_cost = ax.twinx()
-    widths = [p[0] for p in points]
-    ax.plot(widths, [p[1] for p in points], "o-", color="C0", label="accuracy")
-    ax_cost.plot(widths, [p[2] for p in points], "s--", color="C3", alpha=0.7, label="MFLOPs")
-    ax.set(xlabel="embedding width", ylabel="test top-1 accuracy (%)", title=title)
-    ax_cost.set_ylabel("MFLOPs per image (dashed)")
-    ax.grid(alpha=0.3)
-    handles = ax.get_legend_handles_labels()
-    cost_handles = ax_cost.get_legend_handles_labels()
-    ax.legend(
-        handles[0] + cost_handles[0],
-        handles[1] + cost_handles[1],
-        fontsize=8,
-        loc="upper left",
-        bbox_to_anchor=(1.12, 1.0),
-    )
-    try:
-        return _save(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
+    return _accuracy_and_cost([("", points, "C0")], path, xlabel="embedding width", title=title)
 
 
 def plot_symmetry_heatmaps(
