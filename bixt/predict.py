@@ -23,11 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bixt.data.images import IMAGE_EXTENSIONS
+from bixt.data.images import IMAGE_EXTENSIONS, IMAGENET_MEAN, IMAGENET_STD
 from bixt.models.sources import LoadedModel
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 CROP_PCT = 0.875
 
 

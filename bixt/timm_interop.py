@@ -21,11 +21,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from bixt.data.images import IMAGENET_MEAN, IMAGENET_STD
 from bixt.models.bixt import BiXT, BiXTConfig
 from bixt.models.registry import create_model, get_entry, list_models
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Models whose ImageNet-1k weights the authors published (SPEC 2.2's tables), one figshare zip each (SPEC 5, linked from
 # their MODEL_WEIGHTS.md, holding timm's model_best.pth.tar). The zips are named after the model as in SPEC 5's example

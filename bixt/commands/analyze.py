@@ -14,10 +14,6 @@ from pathlib import Path
 
 from bixt.commands import help_text
 
-# ImageNet's per-channel statistics, which the authors' models were trained with (SPEC 3.1).
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -50,7 +46,7 @@ def _official(path: str, name: str, folder: Path | None, count: int):
     import torch
 
     from bixt.convert import load_official
-    from bixt.data.images import ImageFolderDataset
+    from bixt.data.images import IMAGENET_MEAN, IMAGENET_STD, ImageFolderDataset
     from bixt.models.registry import create_model
 
     if folder is None:
