@@ -28,6 +28,8 @@ def test_inputs_have_the_asked_number_of_tokens() -> None:
     assert model.tokenizer(x).shape[1] == 1024
     _, (ids,) = build(BenchCase(model="bixt_lra_listops", tokens=300, batch=3), "meta")
     assert ids.shape == (3, 300)
+    _, (points,) = build(BenchCase(model="bixt_points_cls_naive", tokens=128, batch=2), "meta")
+    assert points.shape[:2] == (2, 128)
 
 
 def test_forward_flops_grow_linearly_for_bixt() -> None:
@@ -61,6 +63,14 @@ def test_measure_records_the_precision_and_attention_auto_chose(monkeypatch, uni
 def test_command_rejects_unknown_model(capsys) -> None:
     assert bench_main(["--model", "no_such_model", "--tokens", "64"]) == 2
     assert "no_such_model" in capsys.readouterr().out
+
+
+def test_one_invocation_covers_every_batch_and_mode(tmp_path) -> None:
+    out = tmp_path / "bench.jsonl"
+    argv = ["--model", "bixt_lra_listops", "--tokens", "32", "--batch", "1", "2", "--mode", "train", "infer"]
+    assert bench_main([*argv, "--warmup", "0", "--repeats", "1", "--out", str(out)]) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["batch"], r["mode"]) for r in records) == [(1, "infer"), (1, "train"), (2, "infer"), (2, "train")]
 
 
 def test_scaling_plot_is_a_png_and_skips_failed_cases(tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bixt.bench.throughput import BenchCase, matmul_peak_gflop_s
+from bixt.fileio import atomic_write
 
 
 def machine_description() -> str:
@@ -92,11 +93,6 @@ def _summary(record: dict[str, Any]) -> str:
 
 
 def write_jsonl(records: Iterable[dict[str, Any]], path: str | Path) -> None:
-    """Write (temp file + rename: never a half-written file) one JSON object per line."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")  # open(), not tempfile: the result gets the usual permissions
-    with open(tmp, "w") as out:
-        for record in records:
-            out.write(json.dumps(record) + "\n")
-    os.replace(tmp, path)
+    """Write one JSON object per line, never half-written (bixt.fileio)."""
+    text = "".join(json.dumps(record) + "\n" for record in records)
+    atomic_write(Path(path), lambda tmp: tmp.write_text(text))

@@ -71,17 +71,20 @@ class BenchCase:
 
 
 def _input_overrides(model: str, tokens: int) -> dict[str, Any]:
-    """Config overrides that make `model` take `tokens` tokens: image size for image models, length for sequences."""
+    """Config overrides that make `model` take `tokens` tokens: image size for image models, length for sequences,
+    points per cloud for point models."""
     config = get_entry(model).config
     if hasattr(config, "max_length"):
         return {"max_length": tokens}
+    if hasattr(config, "num_points"):
+        return {"num_points": tokens}
     if hasattr(config, "img_size"):
         side = math.isqrt(tokens)
         if side * side != tokens:
             raise ValueError(f"image models take a square number of tokens (e.g. 196, 1024, 3136), got {tokens}")
         stride = getattr(config, "stride", 16)  # ViT-style configs have a fixed 16 x 16 patch
         return {"img_size": side * stride}
-    raise ValueError(f"{model}: cannot set its number of tokens (no img_size or max_length in its config)")
+    raise ValueError(f"{model}: cannot set its number of tokens (no img_size, max_length or num_points in its config)")
 
 
 def build(case: BenchCase, device: torch.device | str) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:

@@ -1,7 +1,7 @@
 """``bixt bench``: training-step / inference throughput, peak memory and FLOP/s over token counts, as JSON lines.
 
-Every combination of --model, --tokens and --attn is one case; each case runs in a fresh process (its own peak
-memory), all cases once per round, --rounds times, interleaved; the median round is kept. Example:
+Every combination of --model, --tokens, --batch, --mode and --attn is one case; each case runs in a fresh process
+(its own peak memory), all cases once per round, --rounds times, interleaved; the median round is kept. Example:
 
     bixt bench --model bixt_ti_l64_p16s4 --tokens 3136 --batch 8 --attn explicit fused chunked --rounds 3
 """
@@ -27,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--tokens", nargs="+", type=int, required=True, help="token counts (image models: squares, e.g. 196 3136)"
     )
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--mode", choices=MODES, default="train", help="train: forward+backward+AdamW step")
+    parser.add_argument("--batch", nargs="+", type=int, default=[8], help="batch sizes")
+    parser.add_argument(
+        "--mode", nargs="+", choices=MODES, default=["train"], help="train: forward+backward+AdamW step; infer"
+    )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -55,8 +57,8 @@ def main(argv: list[str]) -> int:
             BenchCase(
                 model=model,
                 tokens=tokens,
-                batch=args.batch,
-                mode=args.mode,
+                batch=batch,
+                mode=mode,
                 precision=args.precision,
                 attn=attn,
                 compile=args.compile,
@@ -66,7 +68,9 @@ def main(argv: list[str]) -> int:
                 repeats=args.repeats,
                 device=args.device,
             )
-            for model, tokens, attn in itertools.product(args.model, args.tokens, args.attn)
+            for model, tokens, batch, mode, attn in itertools.product(
+                args.model, args.tokens, args.batch, args.mode, args.attn
+            )
         ]
     except ValueError as error:
         print(f"bixt bench: {error}")
