@@ -128,3 +128,14 @@ def test_generation_does_not_depend_on_worker_count():
     one = generate(12, 4, SMALL, workers=1, chunk_size=5)
     two = generate(12, 4, SMALL, workers=2, chunk_size=5)
     assert all(np.array_equal(one[k], two[k]) for k in one)
+
+
+def test_a_recipe_can_give_the_generator_options_as_a_mapping(tmp_path):
+    from dataclasses import asdict
+
+    as_mapping = listops_split("val", tmp_path, num_examples=8, config=asdict(SMALL))
+    as_config = listops_split("val", tmp_path, num_examples=8, config=SMALL)
+    assert np.array_equal(as_mapping.tokens.numpy(), as_config.tokens.numpy())
+    assert max(len(as_mapping[i][0]) for i in range(8)) <= SMALL.max_length
+    with pytest.raises(ValueError, match=r"unknown ListOps generator options \['max_len'\]"):
+        listops_split("val", tmp_path, num_examples=8, config={"max_len": 100})

@@ -144,7 +144,7 @@ def test_cells_can_start_from_their_own_recipe_and_shrink_their_own_way(monkeypa
     assert study.cell_recipe("text-bixt") == Path("configs/imdb.yaml")
     assert study.cell_recipe("listops-bixt") == Path("configs/listops.yaml")  # the study's recipe
     quick = study.cell_overrides("listops-bixt", quick=True)
-    assert quick["data.options.num_examples"] == 32 and quick["schedule.epochs"] == 1
+    assert quick["data.options"]["num_examples"] == 32 and quick["schedule.epochs"] == 1
     assert "quick" not in quick and "recipe" not in study.cell_overrides("text-bixt", quick=False)
 
 
@@ -180,6 +180,15 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert png.stat().st_size > 10_000
     expected = {"scaling": 2, "symmetry": 3}.get(name, 1)
     assert len(list(tmp_path.glob("results/*.png"))) == expected
+    if name == "points":  # the point-order check: as stored it is the run's own final evaluation
+        for record in records:
+            check = record["point_order"]
+            assert check["num_items"] == 16 and check["top1"] == pytest.approx(record["final"]["top1"])
+        naive = next(r for r in records if r["cell"] == "naive")["point_order"]
+        assert naive["max_logit_change"] < 1e-4  # one token per point, no position code: order cannot matter
+        assert "top1 permuted" in readme
+    if name == "lra":  # its throughput table is one bench invocation, whose command the README gives
+        assert "Not measured yet: `bixt bench --model bixt_lra_text transformer_lra_text" in readme
 
 
 @pytest.mark.network_data
@@ -242,3 +251,30 @@ def test_analyze_attention_draws_the_authors_weights_on_an_image_folder(tmp_path
     assert out.stat().st_size > 10_000
     no_images = _bixt(*argv, "--out", str(out))
     assert no_images.returncode == 2 and "--image-folder" in no_images.stderr
+
+
+def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Path, monkeypatch) -> None:
+    from bixt.studies.report import BENCH_NAME, _bench
+
+    monkeypatch.chdir(ROOT)
+    study = load_study("lra")
+    base = {"mode": "train", "batch": 32, "precision": "fp32", "attn": "auto", "machine": "test CPU"}
+    records = [
+        {**base, "model": "bixt_lra_text", "tokens": 1024, "samples_per_s": 12.0, "step_s": 2.7, "peak_mem_mb": 900},
+        {
+            **base,
+            "model": "transformer_lra_text",
+            "tokens": 1024,
+            "samples_per_s": 4.0,
+            "step_s": 8,
+            "peak_mem_mb": 950,
+        },
+        {**base, "model": "bixt_lra_text", "tokens": 4096, "samples_per_s": 5.0, "step_s": 6.4, "peak_mem_mb": 2000},
+        {**base, "model": "transformer_lra_text", "tokens": 4096, "error": ["MemoryError"]},
+    ]
+    (tmp_path / BENCH_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
+    lines, plots = _bench(study, tmp_path)
+    assert "| train | 32 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
+    assert "| train | 32 | 4,096 | 5.00 | failed | — | 2000 / — |" in lines
+    assert any("transformer_lra_text train b=32 n=4096 failed" in line for line in lines)
+    assert plots[0].stat().st_size > 10_000

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import random
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -221,11 +221,20 @@ def listops_split(
     *,
     num_examples: int | None = None,
     seed: int = 0,
-    config: ListOpsConfig | None = None,
+    config: ListOpsConfig | dict[str, int] | None = None,
 ) -> TokenSequenceDataset:
-    """The ``split`` of generated ListOps (cached under ``cache_dir/generated``); each split has its own stream."""
+    """The ``split`` of generated ListOps (cached under ``cache_dir/generated``); each split has its own stream.
+
+    ``config`` may be a mapping of `ListOpsConfig` fields, as a recipe gives it (``data.options.config``).
+    """
     if split not in DEFAULT_SIZES:
         raise ValueError(f"split must be one of {tuple(DEFAULT_SIZES)}, got {split!r}")
+    if isinstance(config, dict):
+        unknown = sorted(set(config) - {f.name for f in fields(ListOpsConfig)})
+        if unknown:
+            valid = [f.name for f in fields(ListOpsConfig)]
+            raise ValueError(f"unknown ListOps generator options {unknown}; valid: {valid}")
+        config = ListOpsConfig(**config)
     config = config or ListOpsConfig()
     count = DEFAULT_SIZES[split] if num_examples is None else num_examples
     # Distinct, fixed seeds per split: the test set does not depend on how many training examples were drawn.

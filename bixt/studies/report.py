@@ -7,6 +7,7 @@ convention (multiply-adds, activations as output elements of matmuls and convolu
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -18,6 +19,8 @@ from typing import Any
 import torch
 
 from bixt.analysis import study_plots
+from bixt.analysis.plots import plot_scaling
+from bixt.analysis.point_order import check_point_order
 from bixt.analysis.run_data import epoch_checkpoints, eval_images, model_at, run_config
 from bixt.analysis.symmetry import MEASURES, layer_attention, measure_symmetry
 from bixt.bench.cost import count_cost
@@ -29,6 +32,7 @@ from bixt.studies.spec import Study, StudyError
 
 RESULTS_NAME = "results.jsonl"
 README_NAME = "README.md"
+BENCH_NAME = "bench.jsonl"  # the study's `bixt bench` records, written by the command its README shows
 # Test images the symmetry measures average over, and the images of the Figure-1 grid.
 SYMMETRY_IMAGES = 1000
 GRID_IMAGES = 2
@@ -97,6 +101,8 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
                 "depth": getattr(model.config, "depth", None),
             },
         }
+        if "point-order" in study.checks and runner.status == "finished":
+            base["point_order"] = dataclasses.asdict(check_point_order(run.run_dir))
         records.append(base)
     return records
 
@@ -193,7 +199,7 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
     spread = max(abs(f / budget - 1) for f in flops) if flops else float("nan")
     if study.matched_cost:
         lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
-    lines += ["", *_ordering(finished, study.ordering)]
+    lines += ["", *_ordering(finished, study.ordering), *_point_order(records)]
     metric = f"test {' / '.join(primaries)} (%): seeds (dots), mean ± std"
     plot = (
         study_plots.plot_cell_comparison(rows, out / "comparison.png", title=study.title, ylabel=metric)
@@ -237,6 +243,74 @@ def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...],
         summary = f"does not hold: {verdicts.count(False)} of {len(verdicts)} pairs go the other way"
     lines += ["", f"**The ordering {summary}.**"]
     return lines
+
+
+def _point_order(records: list[dict[str, Any]]) -> list[str]:
+    """Each checked run's accuracy on its test clouds as stored and with every cloud's points permuted."""
+    checked = [r for r in records if r.get("point_order")]
+    if not checked:
+        return []
+    lines = [
+        "",
+        "Point order (`bixt.analysis.point_order`): each run's last checkpoint on its test clouds as stored and with "
+        "the points of every cloud randomly permuted (seed 1), same batches and precision.",
+        "",
+        "| cell | seed | clouds | top1 as stored | top1 permuted | change | largest logit change |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in checked:
+        c = r["point_order"]
+        lines.append(
+            f"| {r['cell']} | {r['seed']} | {c['num_items']:,} | {c['top1']:.2f} | {c['top1_permuted']:.2f} | "
+            f"{c['top1_permuted'] - c['top1']:+.2f} | {c['max_logit_change']:.2g} |"
+        )
+    return lines
+
+
+def bench_command(study: Study, out: Path) -> str:
+    """The one `bixt bench` invocation behind the study's throughput table."""
+    return f"bixt bench {study.bench} --out {out / BENCH_NAME}"
+
+
+def _bench(study: Study, out: Path) -> tuple[list[str], list[Path]]:
+    """The throughput table of the study's bench records: samples/s per model, side by side, and the ratio of the
+    first model to each other one (all cases from one invocation, interleaved rounds, so the ratios are fair)."""
+    command = bench_command(study, out)
+    path = out / BENCH_NAME
+    if not path.is_file():
+        return ["", "## Throughput", "", f"Not measured yet: `{command}`."], []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    models = list(dict.fromkeys(r["model"] for r in records))
+    cases = sorted({(r["mode"], r["batch"], r["tokens"]) for r in records})
+    by_case = {(r["mode"], r["batch"], r["tokens"], r["model"]): r for r in records}
+    machine = records[0].get("machine", "an unrecorded machine")
+    first, others = models[0], models[1:]
+    lines = [
+        "",
+        "## Throughput",
+        "",
+        f"One invocation, every case in a fresh process, cases interleaved over rounds (median kept), on {machine}: "
+        f"`{command}`. Samples/s; ratio = {first} / the other model.",
+        "",
+        "| mode | batch | tokens | "
+        + " | ".join(f"{m} samples/s" for m in models)
+        + " | "
+        + " | ".join(f"ratio vs {m}" for m in others)
+        + " | peak MB ("
+        + " / ".join(models)
+        + ") |",
+        "|---|---|---|" + "---|" * (2 * len(models) - 1) + "---|",
+    ]
+    for mode, batch, tokens in cases:
+        row = [by_case.get((mode, batch, tokens, m)) for m in models]
+        rates = [r["samples_per_s"] if r and "error" not in r else None for r in row]
+        shown = [f"{v:.2f}" if v is not None else "failed" for v in rates]
+        ratios = [f"{rates[0] / v:.2f}x" if rates[0] and v else "—" for v in rates[1:]]
+        memory = " / ".join(f"{r['peak_mem_mb']:.0f}" if r and "error" not in r else "—" for r in row)
+        lines.append(f"| {mode} | {batch} | {tokens:,} | " + " | ".join(shown + ratios) + f" | {memory} |")
+    failed = [r for r in records if "error" in r]
+    lines += [f"- {r['model']} {r['mode']} b={r['batch']} n={r['tokens']} failed: {r['error']}" for r in failed]
+    return lines, [plot_scaling(records, out / "throughput.png")]
 
 
 def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool) -> tuple[list[str], list[Path]]:
@@ -403,6 +477,9 @@ def write_report(study: Study, *, root: Path, out: Path, quick: bool = False) ->
         raise StudyError(f"study {study.name!r} has no runs under {root}; run `bixt study run {study.name}` first")
     out.mkdir(parents=True, exist_ok=True)
     body, plots = RENDERERS[study.kind](study, records, out, quick)
+    if study.bench:
+        bench_lines, bench_plots = _bench(study, out)
+        body, plots = [*body, *bench_lines], [*plots, *bench_plots]
     flag = " --quick" if quick else ""
     seeds = " ".join(map(str, study.seeds))
     readme = [

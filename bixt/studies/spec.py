@@ -16,6 +16,9 @@ The file is data only::
         quick: {data.options.num_examples: 64}
     ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
     matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
+    checks: [point-order]                              # optional: extra measurements of every finished run
+    bench: --model m1 m2 --tokens 1024 2048            # optional: the `bixt bench` arguments of the study's
+                                                       # throughput table (one invocation, see the report)
 
 Each (cell, seed) is one `bixt train` run; its overrides are the recipe's keys, so a cell's command line is exactly
 what a user would type to rerun it.
@@ -32,6 +35,8 @@ from typing import Any, Literal, get_args
 import yaml
 
 StudyKind = Literal["comparison", "scaling", "symmetry"]
+# point-order: each finished point-cloud run evaluated again with the points of every test cloud permuted.
+StudyCheck = Literal["point-order"]
 STUDY_DIR = Path("configs/studies")
 _CELL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 # Keys of a cell that are not `bixt train` overrides.
@@ -55,6 +60,8 @@ class Study:
     notes: str = ""  # free text for the study's README: what the grid is for, what was changed and why
     ordering: tuple[tuple[str, ...], ...] = ()  # groups of cells claimed to rank low -> high (checked by the report)
     matched_cost: bool = False  # the cells are meant to cost the same FLOPs: the report shows each one's deviation
+    checks: tuple[StudyCheck, ...] = ()
+    bench: str = ""  # `bixt bench` arguments (no --out) whose JSON lines the report renders as a throughput table
     path: Path | None = None
 
     def cell_recipe(self, cell: str) -> Path:
@@ -116,7 +123,10 @@ def _is_study_file(path: Path) -> bool:
 
 
 def _parse(raw: dict[str, Any], path: Path) -> Study:
-    allowed = {"title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes", "ordering", "matched_cost"}
+    allowed = {
+        "title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes", "ordering", "matched_cost",
+        "checks", "bench",
+    }  # fmt: skip
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise StudyError(f"{path}: unknown keys {unknown}; a study file has {sorted(allowed)}")
@@ -155,6 +165,11 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
     for key in ("overrides", "quick"):
         if not isinstance(raw.get(key, {}), dict):
             raise StudyError(f"{path}: {key} must map dotted keys to values")
+    checks = raw.get("checks", [])
+    if not isinstance(checks, list) or not set(checks) <= set(get_args(StudyCheck)):
+        raise StudyError(f"{path}: checks must be a list of {get_args(StudyCheck)}, got {checks!r}")
+    if not isinstance(raw.get("bench", ""), str) or "--out" in raw.get("bench", ""):
+        raise StudyError(f"{path}: bench must be the `bixt bench` arguments as one string, without --out")
     return Study(
         name=path.stem,
         title=str(raw["title"]),
@@ -167,5 +182,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
         notes=str(raw.get("notes", "")).strip(),
         ordering=tuple(tuple(group) for group in ordering),
         matched_cost=bool(raw.get("matched_cost", False)),
+        checks=tuple(checks),
+        bench=str(raw.get("bench", "")).strip(),
         path=path,
     )
