@@ -258,7 +258,7 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
 
     monkeypatch.chdir(ROOT)
     study = load_study("lra")
-    base = {"mode": "train", "batch": 32, "precision": "fp32", "attn": "auto", "machine": "test CPU"}
+    base = {"mode": "train", "batch": 32, "precision": "fp32", "attn": "auto", "machine": "test CPU", "threads": 1}
     records = [
         {**base, "model": "bixt_lra_text", "tokens": 1024, "samples_per_s": 12.0, "step_s": 2.7, "peak_mem_mb": 900},
         {
@@ -276,5 +276,6 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     lines, plots = _bench(study, tmp_path)
     assert "| train | 32 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
     assert "| train | 32 | 4,096 | 5.00 | failed | — | 2000 / — |" in lines
+    assert any("on test CPU, 1 thread(s) per case" in line for line in lines)
     assert any("transformer_lra_text train b=32 n=4096 failed" in line for line in lines)
     assert plots[0].stat().st_size > 10_000

@@ -284,13 +284,15 @@ def _bench(study: Study, out: Path) -> tuple[list[str], list[Path]]:
     cases = sorted({(r["mode"], r["batch"], r["tokens"]) for r in records})
     by_case = {(r["mode"], r["batch"], r["tokens"], r["model"]): r for r in records}
     machine = records[0].get("machine", "an unrecorded machine")
+    threads = sorted({r["threads"] for r in records if "threads" in r})
     first, others = models[0], models[1:]
     lines = [
         "",
         "## Throughput",
         "",
-        f"One invocation, every case in a fresh process, cases interleaved over rounds (median kept), on {machine}: "
-        f"`{command}`. Samples/s; ratio = {first} / the other model.",
+        f"One invocation, every case in a fresh process, cases interleaved over rounds (median kept), on {machine}, "
+        f"{'/'.join(map(str, threads)) or 'unrecorded'} thread(s) per case: `{command}`. Samples/s; "
+        f"ratio = {first} / the other model.",
         "",
         "| mode | batch | tokens | "
         + " | ".join(f"{m} samples/s" for m in models)
