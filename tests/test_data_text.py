@@ -35,6 +35,14 @@ def test_imdb_dedup_and_fixed_split(tmp_path):
     assert ids.shape[0] <= 8
 
 
+def test_the_first_items_of_an_imdb_split_hold_both_classes():
+    # The real file lists every negative review first; a prefix (data.train_limit) must still be a random sample.
+    texts, labels = [f"review {i}" for i in range(1000)], [int(i >= 500) for i in range(1000)]
+    for split in ("train", "test"):
+        first = imdb_split(texts, labels, split, max_length=8).labels[:40]
+        assert 8 <= sum(first) <= 32, (split, first)
+
+
 def test_imdb_malformed_entry_names_file(tmp_path):
     path = tmp_path / "reviews.json"
     path.write_text(json.dumps([{"t": "ok", "s": 1}, {"t": "bad", "s": 7}]))

@@ -83,7 +83,8 @@ def read_imdb_reviews(path: str | Path) -> tuple[list[str], list[int]]:
 def imdb_split(
     texts: list[str], labels: list[int], split: str, *, max_length: int | None = 4096, seed: int = IMDB_SPLIT_SEED
 ) -> ByteTextDataset:
-    """The ``split`` ('train', 'val', 'test') of the unique reviews under the fixed seeded permutation."""
+    """The ``split`` ('train', 'val', 'test') of the unique reviews under the fixed seeded permutation, in that
+    permutation's order."""
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     order = np.random.default_rng(seed).permutation(len(texts))
@@ -92,5 +93,7 @@ def imdb_split(
         # Small files (tests, subsets): keep the same proportions instead of the absolute sizes.
         n_val, n_test = max(1, len(texts) // 25), max(1, len(texts) // 5)
     parts = {"test": order[:n_test], "val": order[n_test : n_test + n_val], "train": order[n_test + n_val :]}
-    chosen = np.sort(parts[split])
+    # In permuted order, not file order: the file lists all negative reviews first, so that the first N items of a
+    # split (data.train_limit / eval_limit) are a random sample of both classes rather than one class alone.
+    chosen = parts[split]
     return ByteTextDataset([texts[i] for i in chosen], [labels[i] for i in chosen], max_length=max_length)
