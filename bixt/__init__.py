@@ -11,8 +11,9 @@ _EXPORTS = {
     "count_cost": "bixt.bench.cost",
     "count_flops": "bixt.bench.cost",
     "load_official": "bixt.convert",
-    "attention_path": "bixt.layers.attend",
-    "set_attention_path": "bixt.layers.attend",
+    "attention_path": "bixt.layers.attention_paths",
+    "resolved_attention_path": "bixt.layers.attention_paths",
+    "set_attention_path": "bixt.layers.attention_paths",
     **dict.fromkeys(
         (
             "BiXT",

@@ -4,7 +4,7 @@ Two halves of one idea, both so that ``import bixt`` imports neither torch (abou
 the subcommands' help fast) nor timm or torchvision:
 
 - `lazy_exports`: a package's public names (PEP 562) are imported from their modules on first use, so that
-  ``bixt.create_model`` imports what it needs then. Submodules resolve the same way (``bixt.layers.attention_math``
+  ``bixt.create_model`` imports what it needs then. Submodules resolve the same way (``bixt.layers.attention_paths``
   works after a bare ``import bixt``).
 - `after_import`: run a callback as soon as some other package is imported, without importing it. ``import bixt``
   uses it to register its image classifiers in timm the moment timm is imported (or at once, when timm already is),

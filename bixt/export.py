@@ -22,7 +22,7 @@ from torch import nn
 from torch.export import Dim
 
 from bixt.fileio import atomic_path
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 
 ExportFormat = Literal["onnx", "torch-export"]
 EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torch-export")

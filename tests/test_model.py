@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bixt
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 from bixt.layers.pos_embed import fourier_grid_features_2d
 
 TINY = dict(img_size=32, embed_dim=64, num_heads=2, depth=3, num_latents=8, num_classes=7)

@@ -1,7 +1,8 @@
 """Building blocks of BiXT, one concept per file."""
 
-from bixt.layers.attend import AttentionMaps, attention_path, get_attention_path, set_attention_path
 from bixt.layers.attention import BiCrossAttention, OneSidedCrossAttention, SelfAttention
+from bixt.layers.attention_math import AttentionMaps
+from bixt.layers.attention_paths import attention_path, get_attention_path, resolved_attention_path, set_attention_path
 from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
 from bixt.layers.drop import DropPath, LayerScale
 from bixt.layers.mlp import Mlp
@@ -22,5 +23,6 @@ __all__ = [
     "attention_path",
     "fourier_grid_features_2d",
     "get_attention_path",
+    "resolved_attention_path",
     "set_attention_path",
 ]

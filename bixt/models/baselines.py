@@ -18,7 +18,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from bixt.layers.attend import AttentionMaps
+from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.blocks import CrossBlock, LatentSelfBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
