@@ -182,18 +182,10 @@ class PerceiverNet(BiXT):
 
     def build_encoder(self, config: PerceiverConfig, **options: Any) -> nn.Module:
         return IterativeEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
             num_latents=config.num_latents,
             self_per_cross=config.self_per_cross,
             share_cross=config.share_cross,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
+            **config.encoder_args(),
             **options,
         )
 

@@ -15,8 +15,8 @@ from torch import nn
 
 from bixt.heads import ClassificationHead, HeadPool, check_pool
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates, take_indices, tokens_to_map
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -24,28 +24,20 @@ from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_
 
 
 @dataclass
-class BiXTConfig:
+class BiXTConfig(EncoderConfig):
     """Everything that defines a BiXT image classifier. Defaults are BiXT-Ti/16 (bixt_ti_l64_p16)."""
 
     img_size: int = 224  # nominal resolution (cost counting, docs); any multiple of the stride runs
     in_chans: int = 3
     num_classes: int = 1000
-    embed_dim: int = 192
-    depth: int = 12
-    num_heads: int = 6
     num_latents: int = 64
-    mlp_ratio: float = 4.0
     tokenizer: ImageTokenizerKind = "patch16"
     layer_scale_init: float | None = None  # None = LayerScale off
-    drop_path_rate: float = 0.0  # stochastic depth, linear over layers, same for cross- and self-attention blocks
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0  # dropout after attention projections, in MLPs and before the classifier
-    qkv_bias: bool = True
     one_sided_last: bool = True  # the last layer updates latents only (classification); False for dense use
     global_pool: HeadPool = "avg"  # the head averages the latents; "" classifies each latent
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if self.img_size % self.stride:
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride ({self.stride})")
         if self.tokenizer.startswith("conv") and self.embed_dim % 8:
@@ -86,18 +78,7 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """The encoder over the image tokens; `options` go to `BiXTEncoder` (baselines that differ only in their
         attention layers override this method, e.g. to pass another ``two_way_block``)."""
         return BiXTEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            num_latents=config.num_latents,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-            one_sided_last=config.one_sided_last,
-            **options,
+            num_latents=config.num_latents, one_sided_last=config.one_sided_last, **config.encoder_args(), **options
         )
 
     @property

@@ -22,8 +22,9 @@ from torch import nn
 from bixt.heads import ClassificationHead
 from bixt.heads_dense import PartSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -34,7 +35,7 @@ POINT_TOKENIZERS: tuple[str, ...] = ("naive", "grouped")
 
 
 @dataclass
-class PointEncoderConfig:
+class PointEncoderConfig(EncoderConfig):
     """Fields shared by the point models: input layout, tokenizer features and the BiXT encoder."""
 
     num_points: int = 512  # nominal cloud size (example input, cost counting); any size works
@@ -44,16 +45,11 @@ class PointEncoderConfig:
     depth: int = 6
     num_heads: int = 4
     num_latents: int = 32
-    mlp_ratio: float = 4.0
     num_bands: int = 16  # Fourier bands per coordinate
     max_freq: float = 64.0
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(num_points=self.num_points, coord_dims=self.coord_dims, num_bands=self.num_bands)
         if self.in_features < 0:
             raise ValueError(f"in_features must be >= 0, got {self.in_features}")
@@ -99,18 +95,7 @@ class PartSegConfig(PointEncoderConfig):
 
 
 def _build_encoder(config: PointEncoderConfig, *, one_sided_last: bool) -> BiXTEncoder:
-    return BiXTEncoder(
-        dim=config.embed_dim,
-        depth=config.depth,
-        num_heads=config.num_heads,
-        num_latents=config.num_latents,
-        mlp_ratio=config.mlp_ratio,
-        bias=config.qkv_bias,
-        drop_path_rate=config.drop_path_rate,
-        attn_drop=config.attn_drop_rate,
-        drop=config.drop_rate,
-        one_sided_last=one_sided_last,
-    )
+    return BiXTEncoder(num_latents=config.num_latents, one_sided_last=one_sided_last, **config.encoder_args())
 
 
 def _example_points(config: PointEncoderConfig, batch_size: int, device: torch.device) -> torch.Tensor:

@@ -21,8 +21,9 @@ from torch import nn
 
 from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -34,28 +35,21 @@ FPN_LEVELS = 4
 
 
 @dataclass
-class SegmentationConfig:
+class SegmentationConfig(EncoderConfig):
     """Defaults: BiXT-Ti/8 d13 backbone without its last layer (12 bi-directional layers), 150 classes, linear."""
 
     img_size: int = 224  # nominal resolution (example input, cost counting); any multiple of the stride runs
     in_chans: int = 3
     num_classes: int = 150
-    embed_dim: int = 192
     depth: int = 12  # bi-directional layers (a d13 backbone minus its one-sided last layer)
-    num_heads: int = 6
     num_latents: int = 64
-    mlp_ratio: float = 4.0
     tokenizer: ImageTokenizerKind = "patch16_s8"
     decoder: SegDecoderKind = "linear"
     fpn_dim: int = 64  # fpn only
     layer_scale_init: float | None = None
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(num_classes=self.num_classes, fpn_dim=self.fpn_dim)
         if self.decoder not in SEG_DECODERS:
             raise ValueError(f"decoder must be one of {SEG_DECODERS}, got {self.decoder!r}")
@@ -94,19 +88,7 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config = config or SegmentationConfig()
         self.tokenizer = ImageTokenizer(kind=config.tokenizer, in_chans=config.in_chans, dim=config.embed_dim)
-        self.encoder = BiXTEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            num_latents=config.num_latents,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-            one_sided_last=False,
-        )
+        self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=False, **config.encoder_args())
         if config.decoder == "linear":
             self.head = LinearSegmentationHead(config.embed_dim, config.num_classes)
         else:

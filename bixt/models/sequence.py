@@ -21,8 +21,9 @@ from torch import nn
 from bixt.heads import ClassificationHead
 from bixt.heads_dense import RetrievalPairHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -35,7 +36,7 @@ EXAMPLE_LENGTH = 256  # example_input's default length: long enough to exercise 
 
 
 @dataclass
-class SequenceConfig:
+class SequenceConfig(EncoderConfig):
     """A sequence classifier. Defaults: byte-level text (ids = byte + 1, 2 classes), BiXT with 32 latents."""
 
     encoder: SequenceEncoderKind = "bixt"
@@ -46,15 +47,10 @@ class SequenceConfig:
     depth: int = 4
     num_heads: int = 2
     num_latents: int = 32  # BiXT only
-    mlp_ratio: float = 4.0
     positions: SequencePositions = "fourier"
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(vocab_size=self.vocab_size, max_length=self.max_length)
         if self.encoder not in SEQUENCE_ENCODERS:
             raise ValueError(f"encoder must be one of {SEQUENCE_ENCODERS}, got {self.encoder!r}")
@@ -104,20 +100,10 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
         self.tokenizer = SequenceTokenizer(
             vocab_size=config.vocab_size, dim=config.embed_dim, max_length=config.max_length, positions=config.positions
         )
-        common = dict(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-        )
         if config.encoder == "bixt":
-            self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **common)
+            self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **config.encoder_args())
         else:
-            self.encoder = TransformerEncoder(**common)
+            self.encoder = TransformerEncoder(**config.encoder_args())
 
     def encode(self, ids: torch.Tensor, intermediates: Intermediates | None = None) -> SequenceFeatures:
         """ids: (b, L) int64, 0 = padding -> SequenceFeatures."""

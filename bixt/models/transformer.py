@@ -23,8 +23,8 @@ from bixt.heads import ClassificationHead
 from bixt.layers.blocks import LatentSelfBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common
 from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -96,24 +96,17 @@ def _split_class_token(tokens: torch.Tensor) -> EncoderOutput:
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig(EncoderConfig):
     """A ViT/DeiT image classifier with 16x16 patches. Defaults: DeiT-Ti (vit_ti_p16)."""
 
     img_size: int = 224  # nominal resolution: the learned position table's grid; others are interpolated
     in_chans: int = 3
     num_classes: int = 1000
-    embed_dim: int = 192
-    depth: int = 12
     num_heads: int = 3
-    mlp_ratio: float = 4.0
     layer_scale_init: float | None = None
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if self.img_size % PATCH_SIZE:
             raise ValueError(f"img_size must be a multiple of the patch size {PATCH_SIZE}, got {self.img_size}")
 
@@ -135,17 +128,7 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         self.patch_embed = PatchEmbed(config.in_chans, dim, stride=PATCH_SIZE)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
-        self.encoder = TransformerEncoder(
-            dim=dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-        )
+        self.encoder = TransformerEncoder(**config.encoder_args())
         # DeiT normalises the class token's final state before the classifier: the head's norm does exactly that
         self.head = ClassificationHead(dim, config.num_classes, drop=config.drop_rate)
         init_weights_jax(self)
