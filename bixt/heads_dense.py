@@ -10,8 +10,9 @@ The dense heads also read the latents: their mean (layer-normalised) is appended
 as PointNet appends its global feature for segmentation. Beyond the context it adds, this gives the last layer's
 latent update a purpose: without it, a dense model's final latent MLP and self-attention would receive no gradient.
 
-Heads with hidden layers initialise themselves (`reset_parameters`): the models' 'jax' init zeroes every Linear under
-``head``, which is right for a classifier but would leave a hidden layer dead.
+Heads with hidden layers initialise themselves (`reset_parameters`, which the models' 'jax' init calls after its own
+pass): that pass zeroes every Linear under ``head``, which is right for a classifier but would leave a hidden layer
+dead.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ class GlobalContext(nn.Module):
 
 class LinearSegmentationHead(nn.Module):
     """token_maps[-1]: (b, h*w, dim) row-major, latents (b, m, dim) -> logits (b, num_classes, H, W), bilinearly
-    upsampled to out_size. One Linear over [normalised token, global context] per token."""
+    upsampled to out_size. One Linear over [normalised token, global context] per token; ``pre_logits=True`` returns
+    those per-token features on their grid, (b, 2 * dim, h, w)."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
@@ -96,10 +98,14 @@ class LinearSegmentationHead(nn.Module):
         latents: torch.Tensor,
         grid: tuple[int, int],
         out_size: tuple[int, int],
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         tokens = self.norm(token_maps[-1])
         context = self.context(latents)[:, None].expand_as(tokens)
-        logits = _tokens_to_map(self.fc(torch.cat((tokens, context), dim=-1)), grid)  # (b, num_classes, h, w)
+        features = torch.cat((tokens, context), dim=-1)
+        if pre_logits:
+            return _tokens_to_map(features, grid)
+        logits = _tokens_to_map(self.fc(features), grid)  # (b, num_classes, h, w)
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
 
@@ -110,7 +116,8 @@ class FPNSegmentationHead(nn.Module):
     protocol for plain ViT/XCiT backbones, level i is resampled to stride 4 * 2**i of the image (shallow = fine), then:
     1x1 lateral convs, a top-down pathway (coarser levels upsampled and added), a 3x3 conv per level, all levels
     upsampled to stride 4 and summed, the projected global context (from latents (b, m, dim)) added everywhere, a 1x1
-    classifier, upsampling to out_size. Returns (b, num_classes, H, W).
+    classifier, upsampling to out_size. Returns (b, num_classes, H, W); ``pre_logits=True`` returns what the classifier
+    reads, (b, fpn_dim, H / 4, W / 4).
     """
 
     def __init__(self, dim: int, num_classes: int, *, num_levels: int = 4, fpn_dim: int = 64) -> None:
@@ -142,6 +149,7 @@ class FPNSegmentationHead(nn.Module):
         latents: torch.Tensor,
         grid: tuple[int, int],
         out_size: tuple[int, int],
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         if len(token_maps) != self.num_levels:
             raise ValueError(f"the FPN decoder expects {self.num_levels} token maps, got {len(token_maps)}")
@@ -157,13 +165,16 @@ class FPNSegmentationHead(nn.Module):
             for smooth, level in zip(self.smooth, levels, strict=True)
         )
         fused = fused + self.context_proj(self.context(latents))[:, :, None, None]
+        if pre_logits:
+            return fused
         return F.interpolate(self.classifier(fused), size=out_size, mode="bilinear", align_corners=False)
 
 
 class PartSegmentationHead(_HiddenLayerHead):
     """Per-point part logits. tokens: (b, p, dim); latents: (b, m, dim); category: (b,) int64 object category,
     required iff num_categories > 0 -> logits (b, p, num_parts). Every point's features are [normalised token, global
-    context, category embedding], classified by a one-hidden-layer MLP.
+    context, category embedding], classified by a one-hidden-layer MLP; ``pre_logits=True`` returns its hidden
+    features (b, p, hidden_dim).
     """
 
     def __init__(
@@ -199,14 +210,19 @@ class PartSegmentationHead(_HiddenLayerHead):
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(
-        self, tokens: torch.Tensor, latents: torch.Tensor, category: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        latents: torch.Tensor,
+        category: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         self.check_category(category, tokens.shape[0])
         b, p = tokens.shape[:2]
         parts = [self.norm(tokens), self.context(latents)[:, None].expand(b, p, -1)]
         if self.category_embed is not None:
             parts.append(self.category_embed(category)[:, None].expand(b, p, -1))  # (b, p, category_dim)
-        return self.fc(self.act(self.hidden(torch.cat(parts, dim=-1))))
+        hidden = self.act(self.hidden(torch.cat(parts, dim=-1)))
+        return hidden if pre_logits else self.fc(hidden)
 
 
 class RetrievalPairHead(_HiddenLayerHead):

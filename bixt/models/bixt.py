@@ -82,10 +82,6 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         )
 
     @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-    @property
     def num_features(self) -> int:
         """Width of the features: of every latent and token, and of the pooled pre-logits."""
         return self.config.embed_dim
@@ -119,9 +115,10 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """x: (b, c, H, W) -> the final latents (b, m, d), what the head pools (`forward_encoder` adds the tokens)."""
         return self.forward_encoder(x, check_finite).latents
 
-    def forward_head(self, latents: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Logits (b, num_classes), or the pooled, normalised latents (b, d) with ``pre_logits=True``."""
-        return self.head(latents, pre_logits=pre_logits)
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """features: the final latents (b, m, d) -> logits (b, num_classes), or the pooled, normalised latents (b, d)
+        with ``pre_logits=True``."""
+        return self.head(features, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, check_finite))

@@ -12,7 +12,6 @@ Ragged batches: pad the clouds and pass ``mask`` (b, p), True = real point (see 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -105,16 +104,8 @@ def _example_points(config: PointEncoderConfig, batch_size: int, device: torch.d
     return torch.cat((coords, feats), dim=-1)
 
 
-class _PointModel(EncoderModelMixin, PretrainedMixin, nn.Module):
-    """The model surface shared by the point models (the subclasses define tokenizer, encoder and head)."""
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-
 @register_architecture
-class PointClassifier(_PointModel):
+class PointClassifier(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(points, mask=None): (b, p, coord_dims + in_features) float, mask (b, p) bool -> logits (b, classes)."""
 
     config_class = PointClassifierConfig
@@ -153,16 +144,6 @@ class PointClassifier(_PointModel):
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(points, mask))
 
-    def forward_intermediates(
-        self, points: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> tuple[EncoderOutput, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(points, mask, intermediates=intermediates), intermediates
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
 
 @dataclass
 class PartSegFeatures:
@@ -174,7 +155,7 @@ class PartSegFeatures:
 
 
 @register_architecture
-class PartSegmenter(_PointModel):
+class PartSegmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(points, category=None, mask=None): points (b, p, coord_dims + in_features) float, category (b,) int64
     (required when num_categories > 0), mask (b, p) bool -> per-point part logits (b, p, num_classes)."""
 
@@ -199,7 +180,6 @@ class PartSegmenter(_PointModel):
             hidden_dim=config.head_hidden_dim,
         )
         init_weights_jax(self)
-        self.head.reset_parameters()
 
     def example_input(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         points = _example_points(self.config, batch_size, self.head.norm.weight.device)
@@ -220,20 +200,11 @@ class PartSegmenter(_PointModel):
         out = self.encoder(tok.tokens, tok.mask, intermediates=intermediates)
         return PartSegFeatures(latents=out.latents, tokens=out.tokens, category=category)
 
-    def forward_head(self, features: PartSegFeatures) -> torch.Tensor:
-        return self.head(features.tokens, features.latents, features.category)
+    def forward_head(self, features: PartSegFeatures, pre_logits: bool = False) -> torch.Tensor:
+        """Per-point part logits (b, p, num_classes), or the head's hidden features with ``pre_logits=True``."""
+        return self.head(features.tokens, features.latents, features.category, pre_logits=pre_logits)
 
     def forward(
         self, points: torch.Tensor, category: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.forward_head(self.forward_features(points, category, mask))
-
-    def forward_intermediates(
-        self, points: torch.Tensor, category: torch.Tensor | None = None, mask: torch.Tensor | None = None
-    ) -> tuple[PartSegFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(points, category, mask, intermediates=intermediates), intermediates
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)

@@ -11,7 +11,6 @@ decoder over four evenly spaced layers).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -94,12 +93,6 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
         else:
             self.head = FPNSegmentationHead(config.embed_dim, config.num_classes, fpn_dim=config.fpn_dim)
         init_weights_jax(self)
-        if isinstance(self.head, FPNSegmentationHead):
-            self.head.reset_parameters()
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
 
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         c = self.config
@@ -121,15 +114,15 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
             latents=out.latents, tokens=out.tokens, token_maps=maps, grid=grid, image_size=tuple(x.shape[-2:])
         )
 
-    def forward_head(self, features: SegmentationFeatures) -> torch.Tensor:
-        return self.head(features.token_maps, features.latents, features.grid, features.image_size)
+    def forward_head(self, features: SegmentationFeatures, pre_logits: bool = False) -> torch.Tensor:
+        """Pixel logits (b, num_classes, H, W), or with ``pre_logits=True`` the feature map the decoder's classifier
+        reads (see the head)."""
+        return self.head(
+            features.token_maps, features.latents, features.grid, features.image_size, pre_logits=pre_logits
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[SegmentationFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(x, intermediates=intermediates), intermediates
 
     def load_backbone(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
         """Load tokenizer and encoder weights from a BiXT image classifier's state dict (e.g. a d13 model).
@@ -145,10 +138,6 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
             )
         self.load_state_dict({k: state_dict[k] for k in own}, strict=False)
         return sorted(state_dict.keys() - own)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each layer in the backward pass (linear decoder only: the FPN decoder reads the intermediate

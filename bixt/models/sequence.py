@@ -10,7 +10,6 @@ real tokens (one summary vector, (b, 1, d)).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Literal
 
@@ -126,14 +125,6 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
             ids[i, length - (i * length) // (2 * batch_size) :] = 0
         return ids
 
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
 
 @register_architecture
 class SequenceClassifier(_SequenceBackbone):
@@ -150,8 +141,8 @@ class SequenceClassifier(_SequenceBackbone):
     def example_input(self, batch_size: int = 1, length: int | None = None) -> torch.Tensor:
         return self.example_ids(batch_size, length)
 
-    def forward_features(self, ids: torch.Tensor) -> SequenceFeatures:
-        return self.encode(ids)
+    def forward_features(self, ids: torch.Tensor, *, intermediates: Intermediates | None = None) -> SequenceFeatures:
+        return self.encode(ids, intermediates)
 
     def forward_head(self, features: SequenceFeatures, pre_logits: bool = False) -> torch.Tensor:
         # one pooled vector per sample, shaped (b, 1, d) for the head, whose mean over dim 1 is then the identity
@@ -159,10 +150,6 @@ class SequenceClassifier(_SequenceBackbone):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(ids))
-
-    def forward_intermediates(self, ids: torch.Tensor) -> tuple[SequenceFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.encode(ids, intermediates), intermediates
 
 
 @register_architecture
@@ -181,7 +168,6 @@ class SequenceRetrieval(_SequenceBackbone):
         super().__init__(config)
         self.head = RetrievalPairHead(config.embed_dim, config.num_classes, hidden_dim=config.pair_hidden_dim)
         init_weights_jax(self)
-        self.head.reset_parameters()
 
     def example_input(self, batch_size: int = 1, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.example_ids(batch_size, length), self.example_ids(batch_size, length)
@@ -199,9 +185,11 @@ class SequenceRetrieval(_SequenceBackbone):
         length = max(ids_a.shape[1], ids_b.shape[1])
         return torch.cat([F.pad(ids, (0, length - ids.shape[1])) for ids in (ids_a, ids_b)])
 
-    def forward_features(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> SequenceFeatures:
-        """Features of the stacked pair: 2b samples, the first b from ids_a."""
-        return self.encode(self.stack_pair(ids_a, ids_b))
+    def forward_features(
+        self, ids_a: torch.Tensor, ids_b: torch.Tensor, *, intermediates: Intermediates | None = None
+    ) -> SequenceFeatures:
+        """Features (and, if given, per-layer outputs) of the stacked pair: 2b samples, the first b from ids_a."""
+        return self.encode(self.stack_pair(ids_a, ids_b), intermediates)
 
     def forward_head(self, features: SequenceFeatures, pre_logits: bool = False) -> torch.Tensor:
         pooled = features.pooled()
@@ -211,8 +199,3 @@ class SequenceRetrieval(_SequenceBackbone):
 
     def forward(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(ids_a, ids_b))
-
-    def forward_intermediates(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> tuple[SequenceFeatures, Intermediates]:
-        """Features and per-layer outputs of the stacked pair (2b samples, the first b from ids_a)."""
-        intermediates = Intermediates()
-        return self.encode(self.stack_pair(ids_a, ids_b), intermediates), intermediates

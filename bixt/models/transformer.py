@@ -11,7 +11,6 @@ embeddings, the class token's final state normalised and classified. With the de
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -135,10 +134,6 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
 
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         c = self.config
         return torch.randn(batch_size, c.in_chans, c.img_size, c.img_size, device=self.pos_embed.device)
@@ -180,10 +175,6 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
         per_block = [_split_class_token(tokens) for tokens in collected.tokens]
         return features, Intermediates(latents=[f.latents for f in per_block], tokens=[f.tokens for f in per_block])
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
 
     def no_weight_decay(self) -> set[str]:
         """The class token and position table are exempt, as in DeiT."""
