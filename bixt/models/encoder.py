@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -69,6 +69,45 @@ def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> N
     empty = (~token_mask.any(dim=1)).nonzero().flatten()
     if empty.numel():
         raise ValueError(f"samples {empty.tolist()} have no real token (all padding); drop them from the batch")
+
+
+# One step of an encoder: (latents or None, tokens, token_mask, return_maps) -> (latents or None, tokens, maps or None)
+EncoderStep = Callable[
+    [torch.Tensor | None, torch.Tensor, torch.Tensor | None, bool],
+    tuple[torch.Tensor | None, torch.Tensor, AttentionMaps | None],
+]
+
+
+def run_steps(
+    steps: Iterable[EncoderStep],
+    latents: torch.Tensor | None,
+    tokens: torch.Tensor,
+    token_mask: torch.Tensor | None,
+    *,
+    checkpointing: bool = False,
+    intermediates: Intermediates | None = None,
+    return_maps: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The loop every encoder runs (BiXT's layers, the Transformer's blocks, the Perceiver's repeats).
+
+    latents: (b, m, d), or None for an encoder without latents; tokens: (b, n, d); token_mask: (b, n) bool or None.
+    `checkpointing`: recompute each step in the backward pass (not while collecting `intermediates`, which keep
+    every step's outputs anyway). `intermediates`: each step's latents (if any), tokens and maps are appended.
+    Returns the final latents and tokens.
+    """
+    check_token_mask(token_mask, tokens)
+    for step in steps:
+        if checkpointing and intermediates is None:
+            latents, tokens, _ = checkpoint(step, latents, tokens, token_mask, False, use_reentrant=False)
+            continue
+        latents, tokens, maps = step(latents, tokens, token_mask, return_maps)
+        if intermediates is not None:
+            if latents is not None:
+                intermediates.latents.append(latents)
+            intermediates.tokens.append(tokens)
+            if maps is not None:
+                intermediates.attention.append(maps)
+    return latents, tokens
 
 
 class BiXTEncoder(nn.Module):
@@ -152,16 +191,13 @@ class BiXTEncoder(nn.Module):
     ) -> EncoderOutput:
         """Run every layer (or only the first `num_layers`); if `intermediates` is given, append each layer's outputs
         (and maps) to it."""
-        check_token_mask(token_mask, tokens)
-        latents = self.latents.expand(tokens.shape[0], -1, -1)
-        for layer in self.layers[:num_layers]:
-            if self.grad_checkpointing and self.training and intermediates is None:
-                latents, tokens, _ = checkpoint(layer, latents, tokens, token_mask, use_reentrant=False)
-                continue
-            latents, tokens, maps = layer(latents, tokens, token_mask, return_maps)
-            if intermediates is not None:
-                intermediates.latents.append(latents)
-                intermediates.tokens.append(tokens)
-                if maps is not None:
-                    intermediates.attention.append(maps)
+        latents, tokens = run_steps(
+            self.layers[:num_layers],
+            self.latents.expand(tokens.shape[0], -1, -1),
+            tokens,
+            token_mask,
+            checkpointing=self.grad_checkpointing and self.training,
+            intermediates=intermediates,
+            return_maps=return_maps,
+        )
         return EncoderOutput(latents, tokens)

@@ -12,23 +12,30 @@ embeddings, the class token's final state normalised and classified. With the de
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from bixt.heads import ClassificationHead
 from bixt.layers.blocks import LatentSelfBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_weights_jax
-from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
+from bixt.models.encoder import EncoderOutput, Intermediates, run_steps
 from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.checks import check_float_input
 from bixt.tokenizers.image import PatchEmbed
+
+
+def _token_step(
+    block: nn.Module, latents: None, tokens: torch.Tensor, token_mask: torch.Tensor | None, return_maps: bool
+) -> tuple[None, torch.Tensor, None]:
+    # a self-attention block as an encoder step (`run_steps`): no latents, no maps
+    return None, block(tokens, token_mask), None
 
 
 class TransformerEncoder(nn.Module):
@@ -75,14 +82,14 @@ class TransformerEncoder(nn.Module):
         *,
         intermediates: Intermediates | None = None,
     ) -> torch.Tensor:
-        check_token_mask(token_mask, tokens)
-        for block in self.blocks:
-            if self.grad_checkpointing and self.training and intermediates is None:
-                tokens = checkpoint(block, tokens, token_mask, use_reentrant=False)
-                continue
-            tokens = block(tokens, token_mask)
-            if intermediates is not None:
-                intermediates.tokens.append(tokens)
+        _, tokens = run_steps(
+            (partial(_token_step, block) for block in self.blocks),
+            None,
+            tokens,
+            token_mask,
+            checkpointing=self.grad_checkpointing and self.training,
+            intermediates=intermediates,
+        )
         return tokens
 
 
