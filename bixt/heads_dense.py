@@ -23,6 +23,7 @@ from einops import rearrange
 from torch import nn
 
 from bixt.layers.blocks import layer_norm
+from bixt.value_checks import can_check_values
 
 
 def _check_classes(num_classes: int) -> None:
@@ -191,8 +192,9 @@ class PartSegmentationHead(_HiddenLayerHead):
         self.act = nn.GELU()
         self.fc = nn.Linear(hidden_dim, num_parts)
 
-    def check_category(self, category: torch.Tensor | None, batch_size: int) -> None:
-        """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`."""
+    def check_category(self, category: torch.Tensor | None, batch_size: int, values: bool = True) -> None:
+        """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`; with
+        `values`, also that every index is in range (a value check, `bixt.value_checks`)."""
         if self.category_embed is None:
             if category is not None:
                 raise ValueError("this part-segmentation head has no category embedding (num_categories=0)")
@@ -203,10 +205,9 @@ class PartSegmentationHead(_HiddenLayerHead):
             raise TypeError(f"object categories must be integer indices, got {category.dtype}")
         if category.shape != (batch_size,):
             raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
-        # no values to check: shapes only, a graph being exported, or an empty batch
-        if category.is_meta or torch.compiler.is_exporting() or not category.numel():
+        if not values or not can_check_values(category) or not category.numel():
             return
-        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
+        if bool(((category < 0) | (category >= self.num_categories)).any()):  # one synchronisation, not two
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(

@@ -109,7 +109,8 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """x: (b, c, H, W) -> latents (b, m, d) and tokens (b, n, d), n = (H / stride) * (W / stride), row-major.
 
         `check_finite`: raise ValueError if x holds NaN or infinite values."""
-        return self.encoder(self.tokenizer(x, check_finite))
+        tok = self.tokenizer(x, check_finite)
+        return self.encoder(tok.tokens, tok.mask)
 
     def forward_features(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
         """x: (b, c, H, W) -> the final latents (b, m, d), what the head pools (`forward_encoder` adds the tokens)."""
@@ -127,7 +128,7 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """Final latents and tokens plus every layer's latents, tokens and post-softmax attention maps
         (``Intermediates.attention[i].latents_to_tokens`` (b, h, m, n), ``.tokens_to_latents`` (b, h, n, m))."""
         intermediates = Intermediates()
-        features = self.encoder(self.tokenizer(x), intermediates=intermediates, return_maps=True)
+        features = self.encoder(self.tokenizer(x).tokens, intermediates=intermediates, return_maps=True)
         return features, intermediates
 
     def forward_intermediates(
@@ -151,7 +152,8 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take, last = take_indices(len(self.encoder.layer_names()), indices)
         collected = Intermediates()
-        features = self.encoder(self.tokenizer(x), intermediates=collected, num_layers=last + 1 if stop_early else None)
+        tokens = self.tokenizer(x).tokens
+        features = self.encoder(tokens, intermediates=collected, num_layers=last + 1 if stop_early else None)
         maps = [collected.tokens[i] for i in take]
         if output_fmt == "NCHW":
             stride = self.config.stride

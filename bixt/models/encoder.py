@@ -13,6 +13,7 @@ from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
+from bixt.value_checks import can_check_values
 
 
 @dataclass
@@ -56,7 +57,8 @@ def tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor
 
 
 def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> None:
-    """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token."""
+    """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token (the
+    latter a value check, `bixt.value_checks`)."""
     if token_mask is None:
         return
     if token_mask.dtype != torch.bool or token_mask.shape != tokens.shape[:2]:
@@ -64,7 +66,7 @@ def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> N
             f"token_mask must be a bool tensor of shape {tuple(tokens.shape[:2])} (True = real token), "
             f"got {token_mask.dtype} {tuple(token_mask.shape)}"
         )
-    if token_mask.is_meta or torch.compiler.is_exporting():  # no values: shapes only, or a graph being exported
+    if not can_check_values(token_mask):
         return
     empty = (~token_mask.any(dim=1)).nonzero().flatten()
     if empty.numel():

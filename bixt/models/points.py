@@ -195,7 +195,8 @@ class PartSegmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
         *,
         intermediates: Intermediates | None = None,
     ) -> PartSegFeatures:
-        self.head.check_category(category, points.shape[0])  # fail before the encoder runs
+        # fail before the encoder runs; the head checks the values (one host synchronisation per forward, not two)
+        self.head.check_category(category, points.shape[0], values=False)
         tok = self.tokenizer(points, mask)
         out = self.encoder(tok.tokens, tok.mask, intermediates=intermediates)
         return PartSegFeatures(latents=out.latents, tokens=out.tokens, category=category)

@@ -99,7 +99,7 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
         return torch.randn(batch_size, c.in_chans, c.img_size, c.img_size, device=self.encoder.latents.device)
 
     def forward_features(self, x: torch.Tensor, *, intermediates: Intermediates | None = None) -> SegmentationFeatures:
-        tokens = self.tokenizer(x)  # validates x
+        tokens = self.tokenizer(x).tokens  # validates x
         stride = self.tokenizer.stride
         grid = (x.shape[-2] // stride, x.shape[-1] // stride)
         if self.config.decoder == "linear":
