@@ -14,6 +14,7 @@ _EXPORTS = {
     "attention_path": "bixt.layers.attention_paths",
     "resolved_attention_path": "bixt.layers.attention_paths",
     "set_attention_path": "bixt.layers.attention_paths",
+    "set_value_checks": "bixt.value_checks",
     **dict.fromkeys(
         (
             "BiXT",

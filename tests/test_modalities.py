@@ -11,7 +11,8 @@ from torch import nn
 
 import bixt
 from bixt.bench.cost import count_cost
-from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead, PartSegmentationHead, RetrievalPairHead
+from bixt.heads import RetrievalPairHead
+from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead, PartSegmentationHead
 from bixt.layers.pos_embed import fourier_features, grid_coordinates, sinusoidal_features_1d
 from bixt.models.sequence import SequenceClassifier, SequenceConfig
 from bixt.tokenizers.arrays import ArrayTokenizer

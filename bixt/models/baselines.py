@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
 
 from bixt.layers.attention_math import AttentionMaps
-from bixt.layers.blocks import CrossBlock, LatentSelfBlock
+from bixt.layers.blocks import CrossBlock, SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
 from bixt.layers.sequential import SequentialCrossBlock
@@ -42,7 +42,7 @@ class SequentialCrossAttentionNet(BiXT):
 
 
 ShareCross = Literal["none", "all", "all_but_first"]
-SHARE_CROSS: tuple[str, ...] = ("none", "all", "all_but_first")
+SHARE_CROSS: tuple[str, ...] = get_args(ShareCross)
 
 
 @dataclass
@@ -68,7 +68,7 @@ class PerceiverConfig(BiXTConfig):
 class IterativeEncoder(nn.Module):
     """Latents (1, m, dim) that repeatedly gather from fixed tokens.
 
-    Repeat i: latents <- tokens (one-sided `CrossBlock`), then `self_per_cross` `LatentSelfBlock`s.
+    Repeat i: latents <- tokens (one-sided `CrossBlock`), then `self_per_cross` `SelfAttentionBlock`s.
     tokens: (b, n, dim); token_mask: (b, n) bool, True = real token. Returns the latents and the unchanged tokens.
     """
 
@@ -107,7 +107,7 @@ class IterativeEncoder(nn.Module):
             for i in range(self._num_unique_cross(depth))
         )
         self.latent_blocks = nn.ModuleList(
-            LatentSelfBlock(dim, drop_path=rates[i], **common) for i in range(depth) for _ in range(self_per_cross)
+            SelfAttentionBlock(dim, drop_path=rates[i], **common) for i in range(depth) for _ in range(self_per_cross)
         )
 
     def _num_unique_cross(self, depth: int) -> int:

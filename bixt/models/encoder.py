@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from bixt.layers.attention_math import AttentionMaps
-from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.blocks import BiXTLayer, CrossBlock, SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
 from bixt.value_checks import can_check_values
@@ -154,7 +154,7 @@ class BiXTEncoder(nn.Module):
                 CrossBlock(dim, dim, bidirectional=False, drop_path=rate, **common)
                 if one_sided_last and i == depth - 1
                 else two_way_block(dim, dim, drop_path=rate, **common),
-                LatentSelfBlock(dim, drop_path=rate, **common),
+                SelfAttentionBlock(dim, drop_path=rate, **common),
             )
             for i, rate in enumerate(rates)
         )

@@ -13,7 +13,7 @@ Ragged batches: pad the clouds and pass ``mask`` (b, p), True = real point (see 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.points import GroupedPointTokenizer, NaivePointTokenizer
 
 PointTokenizerKind = Literal["naive", "grouped"]
-POINT_TOKENIZERS: tuple[str, ...] = ("naive", "grouped")
+POINT_TOKENIZERS: tuple[str, ...] = get_args(PointTokenizerKind)
 
 
 @dataclass

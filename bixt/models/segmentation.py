@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -29,7 +29,7 @@ from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 SegDecoderKind = Literal["linear", "fpn"]
-SEG_DECODERS: tuple[str, ...] = ("linear", "fpn")
+SEG_DECODERS: tuple[str, ...] = get_args(SegDecoderKind)
 FPN_LEVELS = 4
 
 

@@ -11,14 +11,13 @@ real tokens (one summary vector, (b, 1, d)).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bixt.heads import ClassificationHead
-from bixt.heads_dense import RetrievalPairHead
+from bixt.heads import ClassificationHead, RetrievalPairHead
 from bixt.layers.init import init_weights_jax
 from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
@@ -30,7 +29,7 @@ from bixt.models.transformer import TransformerEncoder
 from bixt.tokenizers.sequence import SEQUENCE_POSITIONS, SequencePositions, SequenceTokenizer
 
 SequenceEncoderKind = Literal["bixt", "transformer"]
-SEQUENCE_ENCODERS: tuple[str, ...] = ("bixt", "transformer")
+SEQUENCE_ENCODERS: tuple[str, ...] = get_args(SequenceEncoderKind)
 EXAMPLE_LENGTH = 256  # example_input's default length: long enough to exercise padding, short enough for quick checks
 
 

@@ -1,8 +1,8 @@
 """The full-Transformer baseline: every token attends to every token (cost quadratic in n).
 
-`TransformerEncoder` is a stack of pre-norm self-attention blocks, the same `LatentSelfBlock` that BiXT applies to its
-latents (here over the tokens), so the attention math and its fused/explicit paths are shared with BiXT. There is no
-final norm inside: the heads normalise what they pool, as BiXT's do.
+`TransformerEncoder` is a stack of pre-norm self-attention blocks, the same `SelfAttentionBlock` that BiXT applies to
+its latents (here over the tokens), so the attention math and its fused/explicit paths are shared with BiXT. There is
+no final norm inside: the heads normalise what they pool, as BiXT's do.
 
 `VisionTransformer` is the DeiT/ViT image classifier built from it: 16x16 patches, a class token, learned position
 embeddings, the class token's final state normalised and classified. With the defaults it is DeiT-Ti
@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bixt.heads import ClassificationHead
-from bixt.layers.blocks import LatentSelfBlock
+from bixt.layers.blocks import SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_weights_jax
 from bixt.models.encoder import EncoderOutput, Intermediates, run_steps
@@ -62,7 +62,7 @@ class TransformerEncoder(nn.Module):
         self.grad_checkpointing = False
         rates = drop_path_schedule(drop_path_rate, depth)
         self.blocks = nn.ModuleList(
-            LatentSelfBlock(
+            SelfAttentionBlock(
                 dim,
                 num_heads=num_heads,
                 mlp_ratio=mlp_ratio,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
     "conv8": 8,
     "conv4": 4,
 }
-IMAGE_TOKENIZERS: tuple[str, ...] = tuple(IMAGE_TOKENIZER_STRIDES)
+IMAGE_TOKENIZERS: tuple[str, ...] = get_args(ImageTokenizerKind)
 
 # stride -> padding for a 16x16 kernel so that the grid is exactly (H / stride, W / stride)
 _PATCH16_PADDING = {16: 0, 8: 4, 4: 6}

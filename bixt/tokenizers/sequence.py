@@ -11,7 +11,7 @@ absolute position only, so appending padding changes no real token.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -21,7 +21,7 @@ from bixt.tokenizers.output import TokenizerOutput
 from bixt.value_checks import can_check_values
 
 SequencePositions = Literal["fourier", "learned"]
-SEQUENCE_POSITIONS: tuple[str, ...] = ("fourier", "learned")
+SEQUENCE_POSITIONS: tuple[str, ...] = get_args(SequencePositions)
 PADDING_ID = 0
 
 
