@@ -180,11 +180,6 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
     def get_classifier(self) -> nn.Module:
         return self.head.fc
 
-    def reset_classifier(self, num_classes: int, global_pool: HeadPool | None = None) -> None:
-        """A fresh classifier for `num_classes` (0 = none); global_pool: "avg", "" (no pooling) or None (keep)."""
-        self.head.reset(num_classes, global_pool)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes, global_pool=self.head.pool)
-
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups for layer-wise learning-rate decay (timm's format): the stem (tokenizer and latents),
         one group per layer, then the head."""

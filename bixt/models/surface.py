@@ -24,10 +24,19 @@ class EncoderModelMixin:
     def num_classes(self) -> int:
         return self.head.num_classes
 
-    def reset_classifier(self, num_classes: int) -> None:
-        """A fresh, zero-initialised classifier for `num_classes` outputs; the config follows."""
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh, zero-initialised classifier for `num_classes` outputs (0 = none, where the head allows it); the
+        config follows. global_pool (timm's argument; models whose config has that field): "avg", "" (no pooling)
+        or None (keep)."""
+        pooled = hasattr(self.config, "global_pool")
+        if global_pool is not None and not pooled:
+            raise ValueError(f"{type(self).__name__} has no pooling to choose; pass global_pool=None")
+        if global_pool is None:
+            self.head.reset(num_classes)
+        else:
+            self.head.reset(num_classes, global_pool)
+        changes = {"global_pool": self.head.pool} if pooled else {}
+        self.config = dataclasses.replace(self.config, num_classes=num_classes, **changes)
 
     def forward_intermediates(self, *inputs: Any) -> tuple[Any, Intermediates]:
         """The final features (as `forward_features`) and every layer's outputs (`Intermediates`)."""

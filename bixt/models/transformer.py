@@ -166,22 +166,22 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         tokens = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), tokens), dim=1)
         return tokens + self._position_embedding(*feats.shape[-2:])
 
-    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x: (b, c, H, W) -> class token (b, 1, dim) as `latents` and patch tokens (b, n, dim) as `tokens`."""
-        return _split_class_token(self.encoder(self._tokenize(x)))
+    def forward_features(self, x: torch.Tensor, *, intermediates: Intermediates | None = None) -> EncoderOutput:
+        """x: (b, c, H, W) -> class token (b, 1, dim) as `latents` and patch tokens (b, n, dim) as `tokens`; with
+        `intermediates`, every block's class token (``latents``) and patch tokens (``tokens``) are appended to it."""
+        collected = None if intermediates is None else Intermediates()
+        features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
+        if intermediates is not None:
+            for block in map(_split_class_token, collected.tokens):
+                intermediates.latents.append(block.latents)
+                intermediates.tokens.append(block.tokens)
+        return features
 
     def forward_head(self, features: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
         return self.head(features.latents, pre_logits=pre_logits)  # one class token: the head's mean is the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[EncoderOutput, Intermediates]:
-        """Final features plus every block's class token (``latents``) and patch tokens (``tokens``)."""
-        collected = Intermediates()
-        features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
-        per_block = [_split_class_token(tokens) for tokens in collected.tokens]
-        return features, Intermediates(latents=[f.latents for f in per_block], tokens=[f.tokens for f in per_block])
 
     def no_weight_decay(self) -> set[str]:
         """The class token and position table are exempt, as in DeiT."""
