@@ -60,7 +60,7 @@ def main() -> None:
             optimizer.zero_grad()
             if repeat:
                 times[case].append(time.perf_counter() - start)
-    tokens = model.tokenizer(images[:1]).shape[1]
+    tokens = model.tokenizer(images[:1]).tokens.shape[1]
     medians = {case: statistics.median(values) for case, values in times.items()}
     print(f"{args.model} {args.options} tokens={tokens} batch={args.batch} threads={torch.get_num_threads()}")
     print(f"# {machine_description()}")

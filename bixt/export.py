@@ -15,17 +15,17 @@ import inspect
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.export import Dim
 
 from bixt.fileio import atomic_path
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 
 ExportFormat = Literal["onnx", "torch-export"]
-EXPORT_FORMATS: tuple[str, ...] = ("onnx", "torch-export")
+EXPORT_FORMATS: tuple[str, ...] = get_args(ExportFormat)
 SUFFIX = {"onnx": ".onnx", "torch-export": ".pt2"}
 MAX_BATCH = 4096
 # the exported graph is compared with the eager model within these (float32; ONNX Runtime fuses differently)

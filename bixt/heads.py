@@ -1,8 +1,10 @@
-"""Task heads that read the encoder's outputs."""
+"""Heads that predict one output per input: classification of one input (`ClassificationHead`) and of a pair of
+inputs (`RetrievalPairHead`), and what heads with hidden layers share (`HiddenLayerHead`). Per-token heads are in
+`bixt.heads_dense`."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -10,7 +12,7 @@ from torch import nn
 from bixt.layers.blocks import layer_norm
 
 HeadPool = Literal["avg", ""]
-HEAD_POOLS: tuple[str, ...] = ("avg", "")
+HEAD_POOLS: tuple[str, ...] = get_args(HeadPool)
 
 
 def check_pool(pool: str) -> str:
@@ -64,3 +66,60 @@ class ClassificationHead(nn.Module):
     def forward(self, latents: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         x = self.norm(latents.mean(dim=1) if self.pool == "avg" else latents)
         return x if pre_logits else self.fc(self.drop(x))
+
+
+def check_classes(num_classes: int) -> None:
+    if num_classes < 1:
+        raise ValueError(f"this head needs num_classes >= 1, got {num_classes}")
+
+
+def zero_classifier(old: nn.Linear, num_classes: int) -> nn.Linear:
+    """A fresh, zero-initialised Linear replacing `old` for `num_classes` outputs (same input width, device, dtype)."""
+    check_classes(num_classes)
+    fc = nn.Linear(old.in_features, num_classes).to(device=old.weight.device, dtype=old.weight.dtype)
+    nn.init.zeros_(fc.weight)
+    nn.init.zeros_(fc.bias)
+    return fc
+
+
+class HiddenLayerHead(nn.Module):
+    """Heads ending in ``hidden`` Linear -> GELU -> ``fc``: their shared initialisation and classifier reset.
+
+    `reset_parameters` is their own initialisation, which `bixt.layers.init.init_weights_jax` calls after its generic
+    pass (that pass zeroes every Linear under ``head``, right for a classifier, but it would leave ``hidden`` dead)."""
+
+    hidden: nn.Linear
+    fc: nn.Linear
+    num_classes: int
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.hidden.weight)
+        nn.init.zeros_(self.hidden.bias)
+        nn.init.zeros_(self.fc.weight)
+        nn.init.zeros_(self.fc.bias)
+
+    def reset(self, num_classes: int) -> None:
+        self.fc = zero_classifier(self.fc, num_classes)
+        self.num_classes = num_classes
+
+
+class RetrievalPairHead(HiddenLayerHead):
+    """u, v: (b, dim) pooled encodings of the two inputs -> logits (b, num_classes).
+
+    Both are layer-normalised, combined as [u, v, u*v, u-v] (b, 4*dim) and classified by a one-hidden-layer MLP.
+    ``pre_logits=True`` returns the hidden features (b, hidden_dim).
+    """
+
+    def __init__(self, dim: int, num_classes: int = 2, *, hidden_dim: int = 256) -> None:
+        super().__init__()
+        check_classes(num_classes)
+        self.num_classes = num_classes
+        self.norm = layer_norm(dim)
+        self.hidden = nn.Linear(4 * dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc = nn.Linear(hidden_dim, num_classes)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        u, v = self.norm(u), self.norm(v)
+        hidden = self.act(self.hidden(torch.cat((u, v, u * v, u - v), dim=-1)))
+        return hidden if pre_logits else self.fc(hidden)

@@ -1,17 +1,17 @@
-"""Heads beyond whole-input classification: per-token (dense) prediction and pairs of inputs.
+"""Dense heads: a prediction per token (segmentation of images, parts of point clouds).
 
 - `LinearSegmentationHead`: the final tokens back on their grid, one linear predictor per token (on the token and
   the global context), upsampled to pixels.
 - `FPNSegmentationHead`: a small Semantic-FPN-style decoder over token maps taken from several layers.
 - `PartSegmentationHead`: per-point part logits, optionally conditioned on the object category (ShapeNetPart).
-- `RetrievalPairHead`: two pooled encodings u, v combined as [u, v, u*v, u-v] into an MLP (the LRA protocol).
 
 The dense heads also read the latents: their mean (layer-normalised) is appended to every token as global context,
 as PointNet appends its global feature for segmentation. Beyond the context it adds, this gives the last layer's
 latent update a purpose: without it, a dense model's final latent MLP and self-attention would receive no gradient.
 
-Heads with hidden layers initialise themselves (`reset_parameters`): the models' 'jax' init zeroes every Linear under
-``head``, which is right for a classifier but would leave a hidden layer dead.
+Heads with hidden layers initialise themselves (`bixt.heads.HiddenLayerHead`; the FPN decoder its context
+projection): the models' 'jax' init zeroes every Linear under ``head``, which is right for a classifier but would
+leave a hidden layer dead.
 """
 
 from __future__ import annotations
@@ -21,21 +21,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from bixt.heads import HiddenLayerHead, check_classes, zero_classifier
 from bixt.layers.blocks import layer_norm
-
-
-def _check_classes(num_classes: int) -> None:
-    if num_classes < 1:
-        raise ValueError(f"a dense head needs num_classes >= 1, got {num_classes}")
-
-
-def _zero_classifier(old: nn.Linear, num_classes: int) -> nn.Linear:
-    """A fresh, zero-initialised Linear replacing `old` for `num_classes` outputs (same input width, device, dtype)."""
-    _check_classes(num_classes)
-    fc = nn.Linear(old.in_features, num_classes).to(device=old.weight.device, dtype=old.weight.dtype)
-    nn.init.zeros_(fc.weight)
-    nn.init.zeros_(fc.bias)
-    return fc
+from bixt.value_checks import can_check_values
 
 
 def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
@@ -43,24 +31,6 @@ def _tokens_to_map(tokens: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     if tokens.shape[1] != h * w:
         raise ValueError(f"{tokens.shape[1]} tokens do not fill a {h}x{w} grid")
     return rearrange(tokens, "b (h w) d -> b d h w", h=h, w=w)
-
-
-class _HiddenLayerHead(nn.Module):
-    """Heads ending in ``hidden`` Linear -> GELU -> ``fc``: their shared initialisation and classifier reset."""
-
-    hidden: nn.Linear
-    fc: nn.Linear
-    num_classes: int
-
-    def reset_parameters(self) -> None:
-        nn.init.xavier_uniform_(self.hidden.weight)
-        nn.init.zeros_(self.hidden.bias)
-        nn.init.zeros_(self.fc.weight)
-        nn.init.zeros_(self.fc.bias)
-
-    def reset(self, num_classes: int) -> None:
-        self.fc = _zero_classifier(self.fc, num_classes)
-        self.num_classes = num_classes
 
 
 class GlobalContext(nn.Module):
@@ -76,18 +46,19 @@ class GlobalContext(nn.Module):
 
 class LinearSegmentationHead(nn.Module):
     """token_maps[-1]: (b, h*w, dim) row-major, latents (b, m, dim) -> logits (b, num_classes, H, W), bilinearly
-    upsampled to out_size. One Linear over [normalised token, global context] per token."""
+    upsampled to out_size. One Linear over [normalised token, global context] per token; ``pre_logits=True`` returns
+    those per-token features on their grid, (b, 2 * dim, h, w)."""
 
     def __init__(self, dim: int, num_classes: int) -> None:
         super().__init__()
-        _check_classes(num_classes)
+        check_classes(num_classes)
         self.num_classes = num_classes
         self.norm = layer_norm(dim)
         self.context = GlobalContext(dim)
         self.fc = nn.Linear(2 * dim, num_classes)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = _zero_classifier(self.fc, num_classes)
+        self.fc = zero_classifier(self.fc, num_classes)
         self.num_classes = num_classes
 
     def forward(
@@ -96,10 +67,14 @@ class LinearSegmentationHead(nn.Module):
         latents: torch.Tensor,
         grid: tuple[int, int],
         out_size: tuple[int, int],
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         tokens = self.norm(token_maps[-1])
         context = self.context(latents)[:, None].expand_as(tokens)
-        logits = _tokens_to_map(self.fc(torch.cat((tokens, context), dim=-1)), grid)  # (b, num_classes, h, w)
+        features = torch.cat((tokens, context), dim=-1)
+        if pre_logits:
+            return _tokens_to_map(features, grid)
+        logits = _tokens_to_map(self.fc(features), grid)  # (b, num_classes, h, w)
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
 
@@ -110,12 +85,13 @@ class FPNSegmentationHead(nn.Module):
     protocol for plain ViT/XCiT backbones, level i is resampled to stride 4 * 2**i of the image (shallow = fine), then:
     1x1 lateral convs, a top-down pathway (coarser levels upsampled and added), a 3x3 conv per level, all levels
     upsampled to stride 4 and summed, the projected global context (from latents (b, m, dim)) added everywhere, a 1x1
-    classifier, upsampling to out_size. Returns (b, num_classes, H, W).
+    classifier, upsampling to out_size. Returns (b, num_classes, H, W); ``pre_logits=True`` returns what the classifier
+    reads, (b, fpn_dim, H / 4, W / 4).
     """
 
     def __init__(self, dim: int, num_classes: int, *, num_levels: int = 4, fpn_dim: int = 64) -> None:
         super().__init__()
-        _check_classes(num_classes)
+        check_classes(num_classes)
         self.num_classes = num_classes
         self.num_levels = num_levels
         self.norms = nn.ModuleList(layer_norm(dim) for _ in range(num_levels))
@@ -131,7 +107,7 @@ class FPNSegmentationHead(nn.Module):
         nn.init.zeros_(self.context_proj.bias)
 
     def reset(self, num_classes: int) -> None:
-        _check_classes(num_classes)
+        check_classes(num_classes)
         weight = self.classifier.weight
         self.classifier = nn.Conv2d(weight.shape[1], num_classes, kernel_size=1).to(weight.device, weight.dtype)
         self.num_classes = num_classes
@@ -142,6 +118,7 @@ class FPNSegmentationHead(nn.Module):
         latents: torch.Tensor,
         grid: tuple[int, int],
         out_size: tuple[int, int],
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         if len(token_maps) != self.num_levels:
             raise ValueError(f"the FPN decoder expects {self.num_levels} token maps, got {len(token_maps)}")
@@ -157,20 +134,23 @@ class FPNSegmentationHead(nn.Module):
             for smooth, level in zip(self.smooth, levels, strict=True)
         )
         fused = fused + self.context_proj(self.context(latents))[:, :, None, None]
+        if pre_logits:
+            return fused
         return F.interpolate(self.classifier(fused), size=out_size, mode="bilinear", align_corners=False)
 
 
-class PartSegmentationHead(_HiddenLayerHead):
+class PartSegmentationHead(HiddenLayerHead):
     """Per-point part logits. tokens: (b, p, dim); latents: (b, m, dim); category: (b,) int64 object category,
     required iff num_categories > 0 -> logits (b, p, num_parts). Every point's features are [normalised token, global
-    context, category embedding], classified by a one-hidden-layer MLP.
+    context, category embedding], classified by a one-hidden-layer MLP; ``pre_logits=True`` returns its hidden
+    features (b, p, hidden_dim).
     """
 
     def __init__(
         self, dim: int, num_parts: int, *, num_categories: int = 0, category_dim: int = 64, hidden_dim: int = 256
     ) -> None:
         super().__init__()
-        _check_classes(num_parts)
+        check_classes(num_parts)
         self.num_classes = num_parts
         self.num_categories = num_categories
         self.norm = layer_norm(dim)
@@ -180,8 +160,9 @@ class PartSegmentationHead(_HiddenLayerHead):
         self.act = nn.GELU()
         self.fc = nn.Linear(hidden_dim, num_parts)
 
-    def check_category(self, category: torch.Tensor | None, batch_size: int) -> None:
-        """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`."""
+    def check_category(self, category: torch.Tensor | None, batch_size: int, values: bool = True) -> None:
+        """Raise TypeError/ValueError unless `category` is what this head needs for a batch of `batch_size`; with
+        `values`, also that every index is in range (a value check, `bixt.value_checks`)."""
         if self.category_embed is None:
             if category is not None:
                 raise ValueError("this part-segmentation head has no category embedding (num_categories=0)")
@@ -192,40 +173,22 @@ class PartSegmentationHead(_HiddenLayerHead):
             raise TypeError(f"object categories must be integer indices, got {category.dtype}")
         if category.shape != (batch_size,):
             raise ValueError(f"expected one category per sample, shape ({batch_size},), got {tuple(category.shape)}")
-        # no values to check: shapes only, a graph being exported, or an empty batch
-        if category.is_meta or torch.compiler.is_exporting() or not category.numel():
+        if not values or not can_check_values(category) or not category.numel():
             return
-        if int(category.min()) < 0 or int(category.max()) >= self.num_categories:
+        if bool(((category < 0) | (category >= self.num_categories)).any()):  # one synchronisation, not two
             raise ValueError(f"object categories must lie in [0, {self.num_categories}), got {category.tolist()}")
 
     def forward(
-        self, tokens: torch.Tensor, latents: torch.Tensor, category: torch.Tensor | None = None
+        self,
+        tokens: torch.Tensor,
+        latents: torch.Tensor,
+        category: torch.Tensor | None = None,
+        pre_logits: bool = False,
     ) -> torch.Tensor:
         self.check_category(category, tokens.shape[0])
         b, p = tokens.shape[:2]
         parts = [self.norm(tokens), self.context(latents)[:, None].expand(b, p, -1)]
         if self.category_embed is not None:
             parts.append(self.category_embed(category)[:, None].expand(b, p, -1))  # (b, p, category_dim)
-        return self.fc(self.act(self.hidden(torch.cat(parts, dim=-1))))
-
-
-class RetrievalPairHead(_HiddenLayerHead):
-    """u, v: (b, dim) pooled encodings of the two inputs -> logits (b, num_classes).
-
-    Both are layer-normalised, combined as [u, v, u*v, u-v] (b, 4*dim) and classified by a one-hidden-layer MLP.
-    ``pre_logits=True`` returns the hidden features (b, hidden_dim).
-    """
-
-    def __init__(self, dim: int, num_classes: int = 2, *, hidden_dim: int = 256) -> None:
-        super().__init__()
-        _check_classes(num_classes)
-        self.num_classes = num_classes
-        self.norm = layer_norm(dim)
-        self.hidden = nn.Linear(4 * dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc = nn.Linear(hidden_dim, num_classes)
-
-    def forward(self, u: torch.Tensor, v: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        u, v = self.norm(u), self.norm(v)
-        hidden = self.act(self.hidden(torch.cat((u, v, u * v, u - v), dim=-1)))
+        hidden = self.act(self.hidden(torch.cat(parts, dim=-1)))
         return hidden if pre_logits else self.fc(hidden)

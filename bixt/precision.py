@@ -22,13 +22,13 @@ import contextlib
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 CpuBf16Units = Literal["amx", "avx512_bf16", "none"]
 CPUINFO = Path("/proc/cpuinfo")  # the kernel's CPU flags (Linux)
 

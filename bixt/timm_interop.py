@@ -1,13 +1,13 @@
 """Optional: the published BiXT image classifiers as timm models (``timm.create_model("bixt_ti_l64_p16")``).
 
-timm is not a dependency of the package. ``import bixt`` does not import it either: `bixt.timm_hook` registers the
-models the moment timm is imported (or at once when timm already is). Only the image classifiers of the
-model zoo are registered, under their ``bixt_*`` names, each with a pretrained config (input size, preprocessing,
-classifier and first-conv names, licence, paper, the published weights' file name), so that timm's data config, its
-layer-wise learning-rate decay, ``features_only=True`` (per-layer token maps), and its scripts work as for its own
-models. timm's ``device`` / ``dtype`` factory arguments are honoured. The authors' checkpoints load through timm's
-local-file route, ``pretrained=True, pretrained_cfg_overlay=dict(file=PATH)``, read by `bixt.load_official` (no
-arbitrary unpickling); bixt downloads nothing.
+timm is not a dependency of the package. ``import bixt`` does not import it either: it registers the models the moment
+timm is imported, or at once when timm already is (`bixt._lazy.after_import`). Only the image classifiers of the model
+zoo are registered, under their ``bixt_*`` names, each with a pretrained config (input size, preprocessing, classifier
+and first-conv names, licence, paper, the published weights' file name), so that timm's data config, its layer-wise
+learning-rate decay, ``features_only=True`` (per-layer token maps), and its scripts work as for its own models. timm's
+``device`` / ``dtype`` factory arguments are honoured. The authors' checkpoints load through timm's local-file route,
+``pretrained=True, pretrained_cfg_overlay=dict(file=PATH)``, read by `bixt.load_official` (no arbitrary unpickling);
+bixt downloads nothing.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from bixt.layers.attend import attend, attention_path, bidirectional_attend
+from bixt.layers.attention_math import attend, bidirectional_attend
+from bixt.layers.attention_paths import attention_path
 
 LOW_PRECISION_SLACK = 2.0
 LOW_PRECISION_FLOOR = {torch.bfloat16: 2e-2, torch.float16: 4e-3, torch.float32: 1e-5}

@@ -43,7 +43,8 @@ def test_gpu_path_as_accurate_as_explicit(path: str, dtype: torch.dtype, masked:
 @pytest.mark.parametrize("path", ["fused", "chunked", "triton"])
 def test_gpu_padded_tokens_get_no_update(path: str) -> None:
     _needs_triton(path)
-    from bixt.layers.attend import attention_path, bidirectional_attend
+    from bixt.layers.attention_math import bidirectional_attend
+    from bixt.layers.attention_paths import attention_path
 
     inputs = random_inputs(2, 2, 16, 130, 16, dtype=torch.bfloat16, device="cuda")
     mask = ragged_mask(2, 130, "cuda")
@@ -55,7 +56,7 @@ def test_gpu_padded_tokens_get_no_update(path: str) -> None:
 def test_gpu_model_step_under_bf16_autocast_matches_explicit() -> None:
     # A whole BiXT training step: auto (whatever it picks on this GPU) and explicit give close losses and gradients.
     import bixt
-    from bixt.layers.attend import attention_path
+    from bixt.layers.attention_paths import attention_path
 
     torch.manual_seed(0)
     model = bixt.create_model("bixt_ti_l64_p16", num_classes=10).cuda().eval()  # no drop-path: both runs alike

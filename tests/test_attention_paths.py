@@ -11,15 +11,9 @@ import pytest
 import torch
 from attention_helpers import assert_as_accurate_as_explicit, ragged_mask, random_inputs
 
-from bixt.layers.attend import (
-    ATTENTION_PATHS,
-    attend,
-    attention_path,
-    bidirectional_attend,
-    get_attention_path,
-    set_attention_path,
-)
-from bixt.layers.attend_chunked import chunked_attend, chunked_bidirectional_attend
+from bixt.layers.attention_chunked import chunked_attend, chunked_bidirectional_attend
+from bixt.layers.attention_math import attend, bidirectional_attend
+from bixt.layers.attention_paths import ATTENTION_PATHS, attention_path, get_attention_path, set_attention_path
 
 # triton is checked apart, in a process of its own (below)
 FAST_PATHS = [p for p in ATTENTION_PATHS if p not in ("auto", "explicit", "triton")]
@@ -178,7 +172,8 @@ def test_chunked_rejects_dropout_and_bad_input() -> None:
 _TRITON_CHECK = textwrap.dedent(
     """
     import torch
-    from bixt.layers.attend import attend, attention_path, bidirectional_attend
+    from bixt.layers.attention_math import attend, bidirectional_attend
+    from bixt.layers.attention_paths import attention_path
 
     gen = torch.Generator().manual_seed(0)
     b, h, m, n, d = 2, 2, 5, 150, 8  # 150 tokens: three blocks of the kernel's 64, the last one partial
@@ -214,23 +209,22 @@ def test_triton_path_matches_explicit_under_interpreter() -> None:
 @pytest.mark.parametrize("limit, expect_fused", [(10**9, False), (0, True)])
 def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, expect_fused: bool) -> None:
     # auto: explicit up to the rule's number of (b, h, m, n) elements, its large path above; the choice is recorded
-    import bixt.layers.attend as attend_module
+    import bixt.layers.attention_math as math_module
+    import bixt.layers.attention_paths as paths_module
 
     calls = []
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    monkeypatch.setattr(
-        attend_module.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k)
-    )
-    rule = attend_module.AutoRule(limit, "fused", "test")
-    monkeypatch.setattr(attend_module, "AUTO_RULES", {("cpu", torch.float64): rule})
+    monkeypatch.setattr(math_module.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k))
+    rule = paths_module.AutoRule(limit, "fused", "test")
+    monkeypatch.setattr(paths_module, "AUTO_RULES", {("cpu", torch.float64): rule})
     inputs = _inputs(2, 2, 4, 9, 8)
-    attend_module.clear_auto_choices()
+    paths_module.clear_auto_choices()
     with attention_path("auto"):
         lat, tok, _ = bidirectional_attend(*inputs)
         out, _ = attend(inputs[0], inputs[2], inputs[3])
     assert bool(calls) == expect_fused
     chosen = "fused" if expect_fused else "explicit"
-    assert attend_module.auto_choices() == {
+    assert paths_module.auto_choices() == {
         "bidirectional 2,2,4,9 float64 cpu": chosen,
         "attend 2,2,4,9 float64 cpu": chosen,
     }
@@ -239,3 +233,20 @@ def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, ex
         ref_out, _ = attend(inputs[0], inputs[2], inputs[3])
     for got, ref in ((lat, ref_lat), (tok, ref_tok), (out, ref_out)):
         torch.testing.assert_close(got, ref)
+
+
+def test_resolved_attention_path_names_the_forced_path_or_the_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bixt.layers.attention import BiCrossAttention
+    from bixt.layers.attention_paths import AUTO_RULES, resolved_attention_path
+
+    monkeypatch.delenv("BIXT_ATTN", raising=False)
+    layer = BiCrossAttention(16, 16, num_heads=2)
+    with attention_path("chunked"):
+        assert resolved_attention_path(layer, "cpu", torch.float32) == "chunked"
+    bf16 = resolved_attention_path(layer, torch.device("cpu"), torch.bfloat16)
+    rule = AUTO_RULES[("cpu", torch.bfloat16)]
+    assert bf16.startswith(f"auto: explicit up to {rule.explicit_max_similarity} ") and "chunked above" in bf16
+    # with attention dropout, training under auto falls back from the chunked path to the fused one
+    dropping = BiCrossAttention(16, 16, num_heads=2, attn_drop=0.1)
+    assert "fused above" in resolved_attention_path(dropping, "cpu", torch.bfloat16)
+    assert "fused above" in resolved_attention_path(layer, "cuda", torch.float16)  # unmeasured: the fp32 CPU rule

@@ -25,7 +25,7 @@ def test_case_validation() -> None:
 def test_inputs_have_the_asked_number_of_tokens() -> None:
     model, (x,) = build(BenchCase(model="bixt_ti_l64_p16s4", tokens=1024, batch=2), "meta")
     assert x.shape == (2, 3, 128, 128)
-    assert model.tokenizer(x).shape[1] == 1024
+    assert model.tokenizer(x).tokens.shape[1] == 1024
     _, (ids,) = build(BenchCase(model="bixt_lra_listops", tokens=300, batch=3), "meta")
     assert ids.shape == (3, 300)
     _, (points,) = build(BenchCase(model="bixt_points_cls_naive", tokens=128, batch=2), "meta")

@@ -52,7 +52,7 @@ def test_lazy_package_names_and_submodules_resolve() -> None:
     code = (
         "import bixt, sys; assert 'torch' not in sys.modules; "
         "assert callable(bixt.create_model) and 'bixt_ti_l64_p16' in bixt.list_models(); "
-        "assert bixt.layers.attend.AUTO_EXPLICIT_MAX_SIMILARITY > 0; "
+        "assert bixt.layers.attention_paths.AUTO_EXPLICIT_MAX_SIMILARITY > 0; "
         "assert callable(bixt.data.collate.collate_padded) and callable(bixt.engine.fit); "
         "assert 'count_flops' in dir(bixt)"
     )

@@ -80,3 +80,17 @@ def test_model_contract(name: str) -> None:
             out = model(*inputs)
             assert class_dim_matches(out, 5), tuple(out.shape)
             assert model.config.num_classes == 5
+
+
+@pytest.mark.parametrize("name", bixt.list_models())
+def test_forward_head_has_pre_logits(name: str) -> None:
+    # every model's head can stop before its classifier: a finite per-sample feature tensor other than the logits
+    torch.manual_seed(0)
+    model = build_small(name).eval()
+    inputs = as_tuple(model.example_input(2))
+    with torch.no_grad():
+        features = model.forward_features(*inputs)
+        pre = model.forward_head(features, pre_logits=True)
+        logits = model.forward_head(features)
+    assert pre.shape[0] == 2 and torch.isfinite(pre).all()
+    assert pre.shape != logits.shape or not torch.equal(pre, logits)

@@ -6,11 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import bixt
 from bixt.bench.cost import count_cost
-from bixt.heads_dense import PartSegmentationHead, RetrievalPairHead
+from bixt.heads import RetrievalPairHead
+from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead, PartSegmentationHead
 from bixt.layers.pos_embed import fourier_features, grid_coordinates, sinusoidal_features_1d
 from bixt.models.sequence import SequenceClassifier, SequenceConfig
 from bixt.tokenizers.arrays import ArrayTokenizer
@@ -270,3 +272,29 @@ def test_save_and_load_every_task_architecture(name: str, overrides: dict, tmp_p
     assert type(loaded) is type(model) and loaded.config == model.config
     with torch.no_grad():
         torch.testing.assert_close(loaded(*inputs), model.double()(*inputs))
+
+
+def test_dense_heads_pre_logits_are_what_their_classifiers_read() -> None:
+    torch.manual_seed(0)
+    latents, grid, size = torch.randn(2, 4, 16), (4, 6), (16, 24)
+    maps = [torch.randn(2, 24, 16) for _ in range(4)]
+    for head in (LinearSegmentationHead(16, 5), FPNSegmentationHead(16, 5, fpn_dim=8)):
+        torch.nn.init.normal_(head.fc.weight if hasattr(head, "fc") else head.classifier.weight)
+        levels = maps[-1:] if isinstance(head, LinearSegmentationHead) else maps
+        pre = head(levels, latents, grid, size, pre_logits=True)
+        if isinstance(head, LinearSegmentationHead):
+            assert pre.shape == (2, 32, *grid)
+            coarse = head.fc(pre.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            logits = head(maps[-1:], latents, grid, size)
+        else:
+            assert pre.shape == (2, 8, 4, 6)
+            coarse = head.classifier(pre)
+            logits = head(maps, latents, grid, size)
+        expected = F.interpolate(coarse, size=size, mode="bilinear", align_corners=False)
+        torch.testing.assert_close(logits, expected)
+    part = PartSegmentationHead(16, 7, num_categories=3, hidden_dim=12)
+    torch.nn.init.normal_(part.fc.weight)
+    tokens, category = torch.randn(2, 9, 16), torch.tensor([0, 2])
+    hidden = part(tokens, latents, category, pre_logits=True)
+    assert hidden.shape == (2, 9, 12)
+    torch.testing.assert_close(part(tokens, latents, category), part.fc(hidden))

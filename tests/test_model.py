@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bixt
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 from bixt.layers.pos_embed import fourier_grid_features_2d
 
 TINY = dict(img_size=32, embed_dim=64, num_heads=2, depth=3, num_latents=8, num_classes=7)
@@ -208,3 +208,14 @@ def test_non_finite_input_is_caught_on_request() -> None:
     x[0, 1, 2, 3] = float("nan")
     with pytest.raises(ValueError, match="NaN or infinite"):
         model(x, check_finite=True)
+
+
+def test_reset_classifier_takes_global_pool_only_where_the_config_has_it() -> None:
+    model = bixt.create_model("bixt_ti_l64_p16", depth=1, embed_dim=64, num_heads=2)
+    model.reset_classifier(3, "")
+    assert (model.num_classes, model.config.num_classes, model.config.global_pool) == (3, 3, "")
+    points = bixt.create_model("bixt_points_cls", depth=1)
+    with pytest.raises(ValueError, match="no pooling to choose"):
+        points.reset_classifier(3, "avg")
+    points.reset_classifier(3)
+    assert (points.num_classes, points.config.num_classes) == (3, 3)

@@ -18,7 +18,8 @@ from torch import nn
 
 import bixt
 from bixt.data.collate import collate_padded
-from bixt.layers.attend import ATTENTION_PATHS, attend, attention_path
+from bixt.layers.attention_math import attend
+from bixt.layers.attention_paths import ATTENTION_PATHS, attention_path
 from bixt.layers.sequential import SequentialCrossBlock
 from bixt.models.baselines import IterativeEncoder
 from bixt.models.encoder import BiXTEncoder

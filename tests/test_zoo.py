@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import bixt
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 
 # name: (parameters, exact?, fvcore GFLOPs, activations in millions or None); from SPEC 1.8.
 # Inexact parameter counts are given to 0.01 M there.

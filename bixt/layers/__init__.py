@@ -1,8 +1,9 @@
 """Building blocks of BiXT, one concept per file."""
 
-from bixt.layers.attend import AttentionMaps, attention_path, get_attention_path, set_attention_path
 from bixt.layers.attention import BiCrossAttention, OneSidedCrossAttention, SelfAttention
-from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.attention_math import AttentionMaps
+from bixt.layers.attention_paths import attention_path, get_attention_path, resolved_attention_path, set_attention_path
+from bixt.layers.blocks import BiXTLayer, CrossBlock, SelfAttentionBlock
 from bixt.layers.drop import DropPath, LayerScale
 from bixt.layers.mlp import Mlp
 from bixt.layers.pos_embed import FourierPositionEncoding2d, fourier_grid_features_2d
@@ -14,13 +15,14 @@ __all__ = [
     "CrossBlock",
     "DropPath",
     "FourierPositionEncoding2d",
-    "LatentSelfBlock",
     "LayerScale",
     "Mlp",
     "OneSidedCrossAttention",
     "SelfAttention",
+    "SelfAttentionBlock",
     "attention_path",
     "fourier_grid_features_2d",
     "get_attention_path",
+    "resolved_attention_path",
     "set_attention_path",
 ]

@@ -1,4 +1,4 @@
-"""The three attention modules of BiXT: their projections and head split; the math lives in `attend.py`.
+"""The three attention modules of BiXT: their projections and head split; the math lives in `attention_math.py`.
 
 - `BiCrossAttention`: latents and tokens update each other through one shared similarity matrix. Four input projections
   (R and V for each side, fused as ``rv_*``) instead of the six of two sequential cross-attentions.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bixt.layers.attend import AttentionMaps, attend, bidirectional_attend
+from bixt.layers.attention_math import AttentionMaps, attend, bidirectional_attend
 
 
 def _check_heads(dim: int, num_heads: int) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bixt.layers.attend import AttentionMaps
 from bixt.layers.attention import BiCrossAttention, OneSidedCrossAttention, SelfAttention
+from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.drop import DropPath, layer_scale_or_identity
 from bixt.layers.mlp import Mlp
 
@@ -17,8 +17,10 @@ def layer_norm(dim: int) -> nn.LayerNorm:
     return nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
 
 
-class LatentSelfBlock(nn.Module):
-    """x <- x + SA(LN(x)); x <- x + MLP(LN(x)), each branch with LayerScale and DropPath. x: (b, m, dim)."""
+class SelfAttentionBlock(nn.Module):
+    """x <- x + SA(LN(x)); x <- x + MLP(LN(x)), each branch with LayerScale and DropPath. x: (b, l, dim).
+
+    BiXT's latent self-attention (over its m latents) and the Transformer baseline's token block (over n tokens)."""
 
     def __init__(
         self,
@@ -117,7 +119,7 @@ class CrossBlock(nn.Module):
 class BiXTLayer(nn.Module):
     """One BiXT layer: cross-attention block (latents <-> tokens), then latent self-attention block."""
 
-    def __init__(self, cross_block: CrossBlock, latent_block: LatentSelfBlock) -> None:
+    def __init__(self, cross_block: CrossBlock, latent_block: SelfAttentionBlock) -> None:
         super().__init__()
         self.cross_block = cross_block
         self.latent_block = latent_block

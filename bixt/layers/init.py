@@ -1,7 +1,8 @@
 """The initialisation scheme of BiXT (timm's 'jax' mode), applied by module name.
 
 - every Linear: Xavier-uniform on the whole (possibly fused) weight; bias ~ N(0, 1e-6) inside MLPs, else 0;
-- Linear layers under a module named ``head``: weight 0 and bias 0 (the classifier starts silent);
+- Linear layers under a module named ``head``: weight 0 and bias 0 (the classifier starts silent); a head with hidden
+  layers, which the zeros would leave dead, defines ``reset_parameters`` and initialises itself after this pass;
 - every Conv2d: LeCun-normal (truncated normal, fan-in), bias 0;
 - learned latents: truncated normal, std 0.02, cut at +-2 (absolute);
 - LayerNorm / BatchNorm keep PyTorch's defaults.
@@ -31,7 +32,8 @@ def init_latents_(latents: torch.Tensor) -> torch.Tensor:
 
 
 def init_weights_jax(model: nn.Module) -> None:
-    """Initialise every Linear and Conv2d of `model` in place (latents are the caller's, see `init_latents_`)."""
+    """Initialise every Linear and Conv2d of `model` in place (latents are the caller's, see `init_latents_`), then
+    let ``model.head`` finish its own initialisation if it has one (``reset_parameters``)."""
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear | nn.Conv2d) and module.weight.is_meta:
             continue  # a shapes-only model (cost counting) has no values to set, and random fills on meta are slow
@@ -50,3 +52,6 @@ def init_weights_jax(model: nn.Module) -> None:
             lecun_normal_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+    head = getattr(model, "head", None)
+    if isinstance(head, nn.Module) and hasattr(head, "reset_parameters"):
+        head.reset_parameters()

@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bixt.layers.attend import AttentionMaps
 from bixt.layers.attention import OneSidedCrossAttention
+from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.blocks import layer_norm
 from bixt.layers.drop import DropPath, layer_scale_or_identity
 from bixt.layers.mlp import Mlp

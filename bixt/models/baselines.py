@@ -12,19 +12,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
-from bixt.layers.attend import AttentionMaps
-from bixt.layers.blocks import CrossBlock, LatentSelfBlock
+from bixt.layers.attention_math import AttentionMaps
+from bixt.layers.blocks import CrossBlock, SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
 from bixt.layers.sequential import SequentialCrossBlock
 from bixt.models.bixt import BiXT, BiXTConfig
-from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
+from bixt.models.encoder import EncoderOutput, Intermediates, run_steps
 from bixt.models.registry import register_architecture
 
 
@@ -42,7 +42,7 @@ class SequentialCrossAttentionNet(BiXT):
 
 
 ShareCross = Literal["none", "all", "all_but_first"]
-SHARE_CROSS: tuple[str, ...] = ("none", "all", "all_but_first")
+SHARE_CROSS: tuple[str, ...] = get_args(ShareCross)
 
 
 @dataclass
@@ -68,7 +68,7 @@ class PerceiverConfig(BiXTConfig):
 class IterativeEncoder(nn.Module):
     """Latents (1, m, dim) that repeatedly gather from fixed tokens.
 
-    Repeat i: latents <- tokens (one-sided `CrossBlock`), then `self_per_cross` `LatentSelfBlock`s.
+    Repeat i: latents <- tokens (one-sided `CrossBlock`), then `self_per_cross` `SelfAttentionBlock`s.
     tokens: (b, n, dim); token_mask: (b, n) bool, True = real token. Returns the latents and the unchanged tokens.
     """
 
@@ -107,7 +107,7 @@ class IterativeEncoder(nn.Module):
             for i in range(self._num_unique_cross(depth))
         )
         self.latent_blocks = nn.ModuleList(
-            LatentSelfBlock(dim, drop_path=rates[i], **common) for i in range(depth) for _ in range(self_per_cross)
+            SelfAttentionBlock(dim, drop_path=rates[i], **common) for i in range(depth) for _ in range(self_per_cross)
         )
 
     def _num_unique_cross(self, depth: int) -> int:
@@ -139,12 +139,13 @@ class IterativeEncoder(nn.Module):
 
     def _repeat(
         self, repeat: int, latents: torch.Tensor, tokens: torch.Tensor, token_mask: torch.Tensor | None, maps: bool
-    ) -> tuple[torch.Tensor, AttentionMaps | None]:
+    ) -> tuple[torch.Tensor, torch.Tensor, AttentionMaps | None]:
+        """One repeat as an encoder step (`run_steps`): the tokens pass through unchanged."""
         latents, _, attention = self.cross_block(repeat)(latents, tokens, token_mask, maps)
         start = repeat * self.self_per_cross
         for block in self.latent_blocks[start : start + self.self_per_cross]:
             latents = block(latents)
-        return latents, attention
+        return latents, tokens, attention
 
     def forward(
         self,
@@ -156,18 +157,15 @@ class IterativeEncoder(nn.Module):
         num_layers: int | None = None,
     ) -> EncoderOutput:
         """Run every repeat (or only the first `num_layers`), collecting per-repeat outputs into `intermediates`."""
-        check_token_mask(token_mask, tokens)
-        latents = self.latents.expand(tokens.shape[0], -1, -1)
-        for repeat in range(self.depth if num_layers is None else num_layers):
-            if self.grad_checkpointing and self.training and intermediates is None:
-                latents, _ = checkpoint(self._repeat, repeat, latents, tokens, token_mask, False, use_reentrant=False)
-                continue
-            latents, maps = self._repeat(repeat, latents, tokens, token_mask, return_maps)
-            if intermediates is not None:
-                intermediates.latents.append(latents)
-                intermediates.tokens.append(tokens)
-                if maps is not None:
-                    intermediates.attention.append(maps)
+        latents, tokens = run_steps(
+            (partial(self._repeat, repeat) for repeat in range(self.depth if num_layers is None else num_layers)),
+            self.latents.expand(tokens.shape[0], -1, -1),
+            tokens,
+            token_mask,
+            checkpointing=self.grad_checkpointing and self.training,
+            intermediates=intermediates,
+            return_maps=return_maps,
+        )
         return EncoderOutput(latents, tokens)
 
 
@@ -182,18 +180,10 @@ class PerceiverNet(BiXT):
 
     def build_encoder(self, config: PerceiverConfig, **options: Any) -> nn.Module:
         return IterativeEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
             num_latents=config.num_latents,
             self_per_cross=config.self_per_cross,
             share_cross=config.share_cross,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
+            **config.encoder_args(),
             **options,
         )
 

@@ -15,8 +15,8 @@ from torch import nn
 
 from bixt.heads import ClassificationHead, HeadPool, check_pool
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates, take_indices, tokens_to_map
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -24,28 +24,20 @@ from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_
 
 
 @dataclass
-class BiXTConfig:
+class BiXTConfig(EncoderConfig):
     """Everything that defines a BiXT image classifier. Defaults are BiXT-Ti/16 (bixt_ti_l64_p16)."""
 
     img_size: int = 224  # nominal resolution (cost counting, docs); any multiple of the stride runs
     in_chans: int = 3
     num_classes: int = 1000
-    embed_dim: int = 192
-    depth: int = 12
-    num_heads: int = 6
     num_latents: int = 64
-    mlp_ratio: float = 4.0
     tokenizer: ImageTokenizerKind = "patch16"
     layer_scale_init: float | None = None  # None = LayerScale off
-    drop_path_rate: float = 0.0  # stochastic depth, linear over layers, same for cross- and self-attention blocks
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0  # dropout after attention projections, in MLPs and before the classifier
-    qkv_bias: bool = True
     one_sided_last: bool = True  # the last layer updates latents only (classification); False for dense use
     global_pool: HeadPool = "avg"  # the head averages the latents; "" classifies each latent
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if self.img_size % self.stride:
             raise ValueError(f"img_size ({self.img_size}) must be a multiple of the tokenizer stride ({self.stride})")
         if self.tokenizer.startswith("conv") and self.embed_dim % 8:
@@ -86,23 +78,8 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """The encoder over the image tokens; `options` go to `BiXTEncoder` (baselines that differ only in their
         attention layers override this method, e.g. to pass another ``two_way_block``)."""
         return BiXTEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            num_latents=config.num_latents,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-            one_sided_last=config.one_sided_last,
-            **options,
+            num_latents=config.num_latents, one_sided_last=config.one_sided_last, **config.encoder_args(), **options
         )
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
 
     @property
     def num_features(self) -> int:
@@ -132,15 +109,17 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """x: (b, c, H, W) -> latents (b, m, d) and tokens (b, n, d), n = (H / stride) * (W / stride), row-major.
 
         `check_finite`: raise ValueError if x holds NaN or infinite values."""
-        return self.encoder(self.tokenizer(x, check_finite))
+        tok = self.tokenizer(x, check_finite)
+        return self.encoder(tok.tokens, tok.mask)
 
     def forward_features(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
         """x: (b, c, H, W) -> the final latents (b, m, d), what the head pools (`forward_encoder` adds the tokens)."""
         return self.forward_encoder(x, check_finite).latents
 
-    def forward_head(self, latents: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        """Logits (b, num_classes), or the pooled, normalised latents (b, d) with ``pre_logits=True``."""
-        return self.head(latents, pre_logits=pre_logits)
+    def forward_head(self, features: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """features: the final latents (b, m, d) -> logits (b, num_classes), or the pooled, normalised latents (b, d)
+        with ``pre_logits=True``."""
+        return self.head(features, pre_logits=pre_logits)
 
     def forward(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
         return self.forward_head(self.forward_features(x, check_finite))
@@ -149,7 +128,7 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
         """Final latents and tokens plus every layer's latents, tokens and post-softmax attention maps
         (``Intermediates.attention[i].latents_to_tokens`` (b, h, m, n), ``.tokens_to_latents`` (b, h, n, m))."""
         intermediates = Intermediates()
-        features = self.encoder(self.tokenizer(x), intermediates=intermediates, return_maps=True)
+        features = self.encoder(self.tokenizer(x).tokens, intermediates=intermediates, return_maps=True)
         return features, intermediates
 
     def forward_intermediates(
@@ -173,7 +152,8 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NLC', got {output_fmt!r}")
         take, last = take_indices(len(self.encoder.layer_names()), indices)
         collected = Intermediates()
-        features = self.encoder(self.tokenizer(x), intermediates=collected, num_layers=last + 1 if stop_early else None)
+        tokens = self.tokenizer(x).tokens
+        features = self.encoder(tokens, intermediates=collected, num_layers=last + 1 if stop_early else None)
         maps = [collected.tokens[i] for i in take]
         if output_fmt == "NCHW":
             stride = self.config.stride
@@ -199,11 +179,6 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
 
     def get_classifier(self) -> nn.Module:
         return self.head.fc
-
-    def reset_classifier(self, num_classes: int, global_pool: HeadPool | None = None) -> None:
-        """A fresh classifier for `num_classes` (0 = none); global_pool: "avg", "" (no pooling) or None (keep)."""
-        self.head.reset(num_classes, global_pool)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes, global_pool=self.head.pool)
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
         """Parameter groups for layer-wise learning-rate decay (timm's format): the stem (tokenizer and latents),

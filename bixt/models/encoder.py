@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from bixt.layers.attend import AttentionMaps
-from bixt.layers.blocks import BiXTLayer, CrossBlock, LatentSelfBlock
+from bixt.layers.attention_math import AttentionMaps
+from bixt.layers.blocks import BiXTLayer, CrossBlock, SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_latents_
+from bixt.value_checks import can_check_values
 
 
 @dataclass
@@ -56,7 +57,8 @@ def tokens_to_map(tokens: torch.Tensor, height: int, width: int) -> torch.Tensor
 
 
 def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> None:
-    """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token."""
+    """Raise ValueError unless the mask is a (b, n) bool tensor leaving every sample at least one real token (the
+    latter a value check, `bixt.value_checks`)."""
     if token_mask is None:
         return
     if token_mask.dtype != torch.bool or token_mask.shape != tokens.shape[:2]:
@@ -64,11 +66,50 @@ def check_token_mask(token_mask: torch.Tensor | None, tokens: torch.Tensor) -> N
             f"token_mask must be a bool tensor of shape {tuple(tokens.shape[:2])} (True = real token), "
             f"got {token_mask.dtype} {tuple(token_mask.shape)}"
         )
-    if token_mask.is_meta or torch.compiler.is_exporting():  # no values: shapes only, or a graph being exported
+    if not can_check_values(token_mask):
         return
     empty = (~token_mask.any(dim=1)).nonzero().flatten()
     if empty.numel():
         raise ValueError(f"samples {empty.tolist()} have no real token (all padding); drop them from the batch")
+
+
+# One step of an encoder: (latents or None, tokens, token_mask, return_maps) -> (latents or None, tokens, maps or None)
+EncoderStep = Callable[
+    [torch.Tensor | None, torch.Tensor, torch.Tensor | None, bool],
+    tuple[torch.Tensor | None, torch.Tensor, AttentionMaps | None],
+]
+
+
+def run_steps(
+    steps: Iterable[EncoderStep],
+    latents: torch.Tensor | None,
+    tokens: torch.Tensor,
+    token_mask: torch.Tensor | None,
+    *,
+    checkpointing: bool = False,
+    intermediates: Intermediates | None = None,
+    return_maps: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The loop every encoder runs (BiXT's layers, the Transformer's blocks, the Perceiver's repeats).
+
+    latents: (b, m, d), or None for an encoder without latents; tokens: (b, n, d); token_mask: (b, n) bool or None.
+    `checkpointing`: recompute each step in the backward pass (not while collecting `intermediates`, which keep
+    every step's outputs anyway). `intermediates`: each step's latents (if any), tokens and maps are appended.
+    Returns the final latents and tokens.
+    """
+    check_token_mask(token_mask, tokens)
+    for step in steps:
+        if checkpointing and intermediates is None:
+            latents, tokens, _ = checkpoint(step, latents, tokens, token_mask, False, use_reentrant=False)
+            continue
+        latents, tokens, maps = step(latents, tokens, token_mask, return_maps)
+        if intermediates is not None:
+            if latents is not None:
+                intermediates.latents.append(latents)
+            intermediates.tokens.append(tokens)
+            if maps is not None:
+                intermediates.attention.append(maps)
+    return latents, tokens
 
 
 class BiXTEncoder(nn.Module):
@@ -113,7 +154,7 @@ class BiXTEncoder(nn.Module):
                 CrossBlock(dim, dim, bidirectional=False, drop_path=rate, **common)
                 if one_sided_last and i == depth - 1
                 else two_way_block(dim, dim, drop_path=rate, **common),
-                LatentSelfBlock(dim, drop_path=rate, **common),
+                SelfAttentionBlock(dim, drop_path=rate, **common),
             )
             for i, rate in enumerate(rates)
         )
@@ -152,16 +193,13 @@ class BiXTEncoder(nn.Module):
     ) -> EncoderOutput:
         """Run every layer (or only the first `num_layers`); if `intermediates` is given, append each layer's outputs
         (and maps) to it."""
-        check_token_mask(token_mask, tokens)
-        latents = self.latents.expand(tokens.shape[0], -1, -1)
-        for layer in self.layers[:num_layers]:
-            if self.grad_checkpointing and self.training and intermediates is None:
-                latents, tokens, _ = checkpoint(layer, latents, tokens, token_mask, use_reentrant=False)
-                continue
-            latents, tokens, maps = layer(latents, tokens, token_mask, return_maps)
-            if intermediates is not None:
-                intermediates.latents.append(latents)
-                intermediates.tokens.append(tokens)
-                if maps is not None:
-                    intermediates.attention.append(maps)
+        latents, tokens = run_steps(
+            self.layers[:num_layers],
+            self.latents.expand(tokens.shape[0], -1, -1),
+            tokens,
+            token_mask,
+            checkpointing=self.grad_checkpointing and self.training,
+            intermediates=intermediates,
+            return_maps=return_maps,
+        )
         return EncoderOutput(latents, tokens)

@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import nn
 
 from bixt.models.model_card import CARD_NAME, TrainingSummary
-from bixt.models.serialization import CONFIG_NAME, WEIGHTS_NAME
+from bixt.models.serialization import MODEL_CONFIG_NAME, WEIGHTS_NAME
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
@@ -40,7 +40,7 @@ def resolve_pretrained_dir(
         repo_id=str(source),
         revision=revision,
         cache_dir=cache_dir,
-        allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME],
+        allow_patterns=[MODEL_CONFIG_NAME, WEIGHTS_NAME, CARD_NAME],
     )
     return Path(local)
 

@@ -12,9 +12,8 @@ Ragged batches: pad the clouds and pass ``mask`` (b, p), True = real point (see 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -22,19 +21,20 @@ from torch import nn
 from bixt.heads import ClassificationHead
 from bixt.heads_dense import PartSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, EncoderOutput, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.points import GroupedPointTokenizer, NaivePointTokenizer
 
 PointTokenizerKind = Literal["naive", "grouped"]
-POINT_TOKENIZERS: tuple[str, ...] = ("naive", "grouped")
+POINT_TOKENIZERS: tuple[str, ...] = get_args(PointTokenizerKind)
 
 
 @dataclass
-class PointEncoderConfig:
+class PointEncoderConfig(EncoderConfig):
     """Fields shared by the point models: input layout, tokenizer features and the BiXT encoder."""
 
     num_points: int = 512  # nominal cloud size (example input, cost counting); any size works
@@ -44,16 +44,11 @@ class PointEncoderConfig:
     depth: int = 6
     num_heads: int = 4
     num_latents: int = 32
-    mlp_ratio: float = 4.0
     num_bands: int = 16  # Fourier bands per coordinate
     max_freq: float = 64.0
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(num_points=self.num_points, coord_dims=self.coord_dims, num_bands=self.num_bands)
         if self.in_features < 0:
             raise ValueError(f"in_features must be >= 0, got {self.in_features}")
@@ -99,18 +94,7 @@ class PartSegConfig(PointEncoderConfig):
 
 
 def _build_encoder(config: PointEncoderConfig, *, one_sided_last: bool) -> BiXTEncoder:
-    return BiXTEncoder(
-        dim=config.embed_dim,
-        depth=config.depth,
-        num_heads=config.num_heads,
-        num_latents=config.num_latents,
-        mlp_ratio=config.mlp_ratio,
-        bias=config.qkv_bias,
-        drop_path_rate=config.drop_path_rate,
-        attn_drop=config.attn_drop_rate,
-        drop=config.drop_rate,
-        one_sided_last=one_sided_last,
-    )
+    return BiXTEncoder(num_latents=config.num_latents, one_sided_last=one_sided_last, **config.encoder_args())
 
 
 def _example_points(config: PointEncoderConfig, batch_size: int, device: torch.device) -> torch.Tensor:
@@ -120,16 +104,8 @@ def _example_points(config: PointEncoderConfig, batch_size: int, device: torch.d
     return torch.cat((coords, feats), dim=-1)
 
 
-class _PointModel(EncoderModelMixin, PretrainedMixin, nn.Module):
-    """The model surface shared by the point models (the subclasses define tokenizer, encoder and head)."""
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-
 @register_architecture
-class PointClassifier(_PointModel):
+class PointClassifier(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(points, mask=None): (b, p, coord_dims + in_features) float, mask (b, p) bool -> logits (b, classes)."""
 
     config_class = PointClassifierConfig
@@ -168,16 +144,6 @@ class PointClassifier(_PointModel):
     def forward(self, points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.forward_head(self.forward_features(points, mask))
 
-    def forward_intermediates(
-        self, points: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> tuple[EncoderOutput, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(points, mask, intermediates=intermediates), intermediates
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
 
 @dataclass
 class PartSegFeatures:
@@ -189,7 +155,7 @@ class PartSegFeatures:
 
 
 @register_architecture
-class PartSegmenter(_PointModel):
+class PartSegmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(points, category=None, mask=None): points (b, p, coord_dims + in_features) float, category (b,) int64
     (required when num_categories > 0), mask (b, p) bool -> per-point part logits (b, p, num_classes)."""
 
@@ -214,7 +180,6 @@ class PartSegmenter(_PointModel):
             hidden_dim=config.head_hidden_dim,
         )
         init_weights_jax(self)
-        self.head.reset_parameters()
 
     def example_input(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         points = _example_points(self.config, batch_size, self.head.norm.weight.device)
@@ -230,25 +195,17 @@ class PartSegmenter(_PointModel):
         *,
         intermediates: Intermediates | None = None,
     ) -> PartSegFeatures:
-        self.head.check_category(category, points.shape[0])  # fail before the encoder runs
+        # fail before the encoder runs; the head checks the values (one host synchronisation per forward, not two)
+        self.head.check_category(category, points.shape[0], values=False)
         tok = self.tokenizer(points, mask)
         out = self.encoder(tok.tokens, tok.mask, intermediates=intermediates)
         return PartSegFeatures(latents=out.latents, tokens=out.tokens, category=category)
 
-    def forward_head(self, features: PartSegFeatures) -> torch.Tensor:
-        return self.head(features.tokens, features.latents, features.category)
+    def forward_head(self, features: PartSegFeatures, pre_logits: bool = False) -> torch.Tensor:
+        """Per-point part logits (b, p, num_classes), or the head's hidden features with ``pre_logits=True``."""
+        return self.head(features.tokens, features.latents, features.category, pre_logits=pre_logits)
 
     def forward(
         self, points: torch.Tensor, category: torch.Tensor | None = None, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         return self.forward_head(self.forward_features(points, category, mask))
-
-    def forward_intermediates(
-        self, points: torch.Tensor, category: torch.Tensor | None = None, mask: torch.Tensor | None = None
-    ) -> tuple[PartSegFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(points, category, mask, intermediates=intermediates), intermediates
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)

@@ -11,51 +11,44 @@ decoder over four evenly spaced layers).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from bixt.heads_dense import FPNSegmentationHead, LinearSegmentationHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
 SegDecoderKind = Literal["linear", "fpn"]
-SEG_DECODERS: tuple[str, ...] = ("linear", "fpn")
+SEG_DECODERS: tuple[str, ...] = get_args(SegDecoderKind)
 FPN_LEVELS = 4
 
 
 @dataclass
-class SegmentationConfig:
+class SegmentationConfig(EncoderConfig):
     """Defaults: BiXT-Ti/8 d13 backbone without its last layer (12 bi-directional layers), 150 classes, linear."""
 
     img_size: int = 224  # nominal resolution (example input, cost counting); any multiple of the stride runs
     in_chans: int = 3
     num_classes: int = 150
-    embed_dim: int = 192
     depth: int = 12  # bi-directional layers (a d13 backbone minus its one-sided last layer)
-    num_heads: int = 6
     num_latents: int = 64
-    mlp_ratio: float = 4.0
     tokenizer: ImageTokenizerKind = "patch16_s8"
     decoder: SegDecoderKind = "linear"
     fpn_dim: int = 64  # fpn only
     layer_scale_init: float | None = None
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(num_classes=self.num_classes, fpn_dim=self.fpn_dim)
         if self.decoder not in SEG_DECODERS:
             raise ValueError(f"decoder must be one of {SEG_DECODERS}, got {self.decoder!r}")
@@ -94,37 +87,19 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config = config or SegmentationConfig()
         self.tokenizer = ImageTokenizer(kind=config.tokenizer, in_chans=config.in_chans, dim=config.embed_dim)
-        self.encoder = BiXTEncoder(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            num_latents=config.num_latents,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-            one_sided_last=False,
-        )
+        self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=False, **config.encoder_args())
         if config.decoder == "linear":
             self.head = LinearSegmentationHead(config.embed_dim, config.num_classes)
         else:
             self.head = FPNSegmentationHead(config.embed_dim, config.num_classes, fpn_dim=config.fpn_dim)
         init_weights_jax(self)
-        if isinstance(self.head, FPNSegmentationHead):
-            self.head.reset_parameters()
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
 
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         c = self.config
         return torch.randn(batch_size, c.in_chans, c.img_size, c.img_size, device=self.encoder.latents.device)
 
     def forward_features(self, x: torch.Tensor, *, intermediates: Intermediates | None = None) -> SegmentationFeatures:
-        tokens = self.tokenizer(x)  # validates x
+        tokens = self.tokenizer(x).tokens  # validates x
         stride = self.tokenizer.stride
         grid = (x.shape[-2] // stride, x.shape[-1] // stride)
         if self.config.decoder == "linear":
@@ -139,15 +114,15 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
             latents=out.latents, tokens=out.tokens, token_maps=maps, grid=grid, image_size=tuple(x.shape[-2:])
         )
 
-    def forward_head(self, features: SegmentationFeatures) -> torch.Tensor:
-        return self.head(features.token_maps, features.latents, features.grid, features.image_size)
+    def forward_head(self, features: SegmentationFeatures, pre_logits: bool = False) -> torch.Tensor:
+        """Pixel logits (b, num_classes, H, W), or with ``pre_logits=True`` the feature map the decoder's classifier
+        reads (see the head)."""
+        return self.head(
+            features.token_maps, features.latents, features.grid, features.image_size, pre_logits=pre_logits
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[SegmentationFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.forward_features(x, intermediates=intermediates), intermediates
 
     def load_backbone(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
         """Load tokenizer and encoder weights from a BiXT image classifier's state dict (e.g. a d13 model).
@@ -163,10 +138,6 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
             )
         self.load_state_dict({k: state_dict[k] for k in own}, strict=False)
         return sorted(state_dict.keys() - own)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each layer in the backward pass (linear decoder only: the FPN decoder reads the intermediate

@@ -10,19 +10,18 @@ real tokens (one summary vector, (b, 1, d)).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bixt.heads import ClassificationHead
-from bixt.heads_dense import RetrievalPairHead
+from bixt.heads import ClassificationHead, RetrievalPairHead
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common, check_positive
+from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
@@ -30,12 +29,12 @@ from bixt.models.transformer import TransformerEncoder
 from bixt.tokenizers.sequence import SEQUENCE_POSITIONS, SequencePositions, SequenceTokenizer
 
 SequenceEncoderKind = Literal["bixt", "transformer"]
-SEQUENCE_ENCODERS: tuple[str, ...] = ("bixt", "transformer")
+SEQUENCE_ENCODERS: tuple[str, ...] = get_args(SequenceEncoderKind)
 EXAMPLE_LENGTH = 256  # example_input's default length: long enough to exercise padding, short enough for quick checks
 
 
 @dataclass
-class SequenceConfig:
+class SequenceConfig(EncoderConfig):
     """A sequence classifier. Defaults: byte-level text (ids = byte + 1, 2 classes), BiXT with 32 latents."""
 
     encoder: SequenceEncoderKind = "bixt"
@@ -46,15 +45,10 @@ class SequenceConfig:
     depth: int = 4
     num_heads: int = 2
     num_latents: int = 32  # BiXT only
-    mlp_ratio: float = 4.0
     positions: SequencePositions = "fourier"
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         check_positive(vocab_size=self.vocab_size, max_length=self.max_length)
         if self.encoder not in SEQUENCE_ENCODERS:
             raise ValueError(f"encoder must be one of {SEQUENCE_ENCODERS}, got {self.encoder!r}")
@@ -104,20 +98,10 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
         self.tokenizer = SequenceTokenizer(
             vocab_size=config.vocab_size, dim=config.embed_dim, max_length=config.max_length, positions=config.positions
         )
-        common = dict(
-            dim=config.embed_dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-        )
         if config.encoder == "bixt":
-            self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **common)
+            self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **config.encoder_args())
         else:
-            self.encoder = TransformerEncoder(**common)
+            self.encoder = TransformerEncoder(**config.encoder_args())
 
     def encode(self, ids: torch.Tensor, intermediates: Intermediates | None = None) -> SequenceFeatures:
         """ids: (b, L) int64, 0 = padding -> SequenceFeatures."""
@@ -140,14 +124,6 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
             ids[i, length - (i * length) // (2 * batch_size) :] = 0
         return ids
 
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
-
 
 @register_architecture
 class SequenceClassifier(_SequenceBackbone):
@@ -164,8 +140,8 @@ class SequenceClassifier(_SequenceBackbone):
     def example_input(self, batch_size: int = 1, length: int | None = None) -> torch.Tensor:
         return self.example_ids(batch_size, length)
 
-    def forward_features(self, ids: torch.Tensor) -> SequenceFeatures:
-        return self.encode(ids)
+    def forward_features(self, ids: torch.Tensor, *, intermediates: Intermediates | None = None) -> SequenceFeatures:
+        return self.encode(ids, intermediates)
 
     def forward_head(self, features: SequenceFeatures, pre_logits: bool = False) -> torch.Tensor:
         # one pooled vector per sample, shaped (b, 1, d) for the head, whose mean over dim 1 is then the identity
@@ -173,10 +149,6 @@ class SequenceClassifier(_SequenceBackbone):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(ids))
-
-    def forward_intermediates(self, ids: torch.Tensor) -> tuple[SequenceFeatures, Intermediates]:
-        intermediates = Intermediates()
-        return self.encode(ids, intermediates), intermediates
 
 
 @register_architecture
@@ -195,7 +167,6 @@ class SequenceRetrieval(_SequenceBackbone):
         super().__init__(config)
         self.head = RetrievalPairHead(config.embed_dim, config.num_classes, hidden_dim=config.pair_hidden_dim)
         init_weights_jax(self)
-        self.head.reset_parameters()
 
     def example_input(self, batch_size: int = 1, length: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         return self.example_ids(batch_size, length), self.example_ids(batch_size, length)
@@ -213,9 +184,11 @@ class SequenceRetrieval(_SequenceBackbone):
         length = max(ids_a.shape[1], ids_b.shape[1])
         return torch.cat([F.pad(ids, (0, length - ids.shape[1])) for ids in (ids_a, ids_b)])
 
-    def forward_features(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> SequenceFeatures:
-        """Features of the stacked pair: 2b samples, the first b from ids_a."""
-        return self.encode(self.stack_pair(ids_a, ids_b))
+    def forward_features(
+        self, ids_a: torch.Tensor, ids_b: torch.Tensor, *, intermediates: Intermediates | None = None
+    ) -> SequenceFeatures:
+        """Features (and, if given, per-layer outputs) of the stacked pair: 2b samples, the first b from ids_a."""
+        return self.encode(self.stack_pair(ids_a, ids_b), intermediates)
 
     def forward_head(self, features: SequenceFeatures, pre_logits: bool = False) -> torch.Tensor:
         pooled = features.pooled()
@@ -225,8 +198,3 @@ class SequenceRetrieval(_SequenceBackbone):
 
     def forward(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(ids_a, ids_b))
-
-    def forward_intermediates(self, ids_a: torch.Tensor, ids_b: torch.Tensor) -> tuple[SequenceFeatures, Intermediates]:
-        """Features and per-layer outputs of the stacked pair (2b samples, the first b from ids_a)."""
-        intermediates = Intermediates()
-        return self.encode(self.stack_pair(ids_a, ids_b), intermediates), intermediates

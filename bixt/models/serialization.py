@@ -24,7 +24,7 @@ from bixt.models.model_card import TrainingSummary, write_model_card
 
 FORMAT_VERSION = 1
 WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
+MODEL_CONFIG_NAME = "config.json"  # a saved model's architecture and config; a run's is the engine's config.yaml
 
 
 def _contiguous_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -47,7 +47,7 @@ class PretrainedMixin:
             "config": dataclasses.asdict(self.config),
             "weights_sha256": sha256_file(directory / WEIGHTS_NAME),
         }
-        atomic_write(directory / CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
+        atomic_write(directory / MODEL_CONFIG_NAME, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))
         write_model_card(self, directory, name=name, training=training)
         return directory
 
@@ -88,7 +88,7 @@ def from_pretrained(
     from bixt.models.registry import ARCHITECTURES
 
     directory = resolve_pretrained_dir(directory, revision=revision)
-    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    config_path, weights_path = directory / MODEL_CONFIG_NAME, directory / WEIGHTS_NAME
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: expected a directory written by save_pretrained()")

@@ -9,7 +9,7 @@ from pathlib import Path
 from torch import nn
 
 from bixt.models.registry import create_model, list_models
-from bixt.models.serialization import CONFIG_NAME, WEIGHTS_NAME, from_pretrained
+from bixt.models.serialization import MODEL_CONFIG_NAME, WEIGHTS_NAME, from_pretrained
 
 
 @dataclass
@@ -27,7 +27,7 @@ def load_model(source: str | os.PathLike, *, weights: str | os.PathLike | None =
     if path.is_dir():
         if weights is not None:
             raise ValueError(f"{path} is a checkpoint; --weights applies to registered model names only")
-        if not ((path / CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()):
+        if not ((path / MODEL_CONFIG_NAME).is_file() and (path / WEIGHTS_NAME).is_file()):
             from bixt.engine.checkpoint import resolve_checkpoint
 
             path = resolve_checkpoint(path, prefer="best")
@@ -41,6 +41,6 @@ def load_model(source: str | os.PathLike, *, weights: str | os.PathLike | None =
             load_official(model, weights)
         return LoadedModel(model, str(source), None, weights is not None)
     raise FileNotFoundError(
-        f"{source!r} is neither a checkpoint directory ({CONFIG_NAME} + {WEIGHTS_NAME}), a run directory nor a "
+        f"{source!r} is neither a checkpoint directory ({MODEL_CONFIG_NAME} + {WEIGHTS_NAME}), a run directory nor a "
         "registered model name (see `bixt models`)"
     )

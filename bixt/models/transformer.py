@@ -1,8 +1,8 @@
 """The full-Transformer baseline: every token attends to every token (cost quadratic in n).
 
-`TransformerEncoder` is a stack of pre-norm self-attention blocks, the same `LatentSelfBlock` that BiXT applies to its
-latents (here over the tokens), so the attention math and its fused/explicit paths are shared with BiXT. There is no
-final norm inside: the heads normalise what they pool, as BiXT's do.
+`TransformerEncoder` is a stack of pre-norm self-attention blocks, the same `SelfAttentionBlock` that BiXT applies to
+its latents (here over the tokens), so the attention math and its fused/explicit paths are shared with BiXT. There is
+no final norm inside: the heads normalise what they pool, as BiXT's do.
 
 `VisionTransformer` is the DeiT/ViT image classifier built from it: 16x16 patches, a class token, learned position
 embeddings, the class token's final state normalised and classified. With the defaults it is DeiT-Ti
@@ -11,25 +11,31 @@ embeddings, the class token's final state normalised and classified. With the de
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from bixt.heads import ClassificationHead
-from bixt.layers.blocks import LatentSelfBlock
+from bixt.layers.blocks import SelfAttentionBlock
 from bixt.layers.drop import drop_path_schedule
 from bixt.layers.init import init_weights_jax
-from bixt.models.config_checks import check_common
-from bixt.models.encoder import EncoderOutput, Intermediates, check_token_mask
+from bixt.models.encoder import EncoderOutput, Intermediates, run_steps
+from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
 from bixt.models.serialization import PretrainedMixin
 from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.checks import check_float_input
 from bixt.tokenizers.image import PatchEmbed
+
+
+def _token_step(
+    block: nn.Module, latents: None, tokens: torch.Tensor, token_mask: torch.Tensor | None, return_maps: bool
+) -> tuple[None, torch.Tensor, None]:
+    # a self-attention block as an encoder step (`run_steps`): no latents, no maps
+    return None, block(tokens, token_mask), None
 
 
 class TransformerEncoder(nn.Module):
@@ -56,7 +62,7 @@ class TransformerEncoder(nn.Module):
         self.grad_checkpointing = False
         rates = drop_path_schedule(drop_path_rate, depth)
         self.blocks = nn.ModuleList(
-            LatentSelfBlock(
+            SelfAttentionBlock(
                 dim,
                 num_heads=num_heads,
                 mlp_ratio=mlp_ratio,
@@ -76,14 +82,14 @@ class TransformerEncoder(nn.Module):
         *,
         intermediates: Intermediates | None = None,
     ) -> torch.Tensor:
-        check_token_mask(token_mask, tokens)
-        for block in self.blocks:
-            if self.grad_checkpointing and self.training and intermediates is None:
-                tokens = checkpoint(block, tokens, token_mask, use_reentrant=False)
-                continue
-            tokens = block(tokens, token_mask)
-            if intermediates is not None:
-                intermediates.tokens.append(tokens)
+        _, tokens = run_steps(
+            (partial(_token_step, block) for block in self.blocks),
+            None,
+            tokens,
+            token_mask,
+            checkpointing=self.grad_checkpointing and self.training,
+            intermediates=intermediates,
+        )
         return tokens
 
 
@@ -96,24 +102,17 @@ def _split_class_token(tokens: torch.Tensor) -> EncoderOutput:
 
 
 @dataclass
-class ViTConfig:
+class ViTConfig(EncoderConfig):
     """A ViT/DeiT image classifier with 16x16 patches. Defaults: DeiT-Ti (vit_ti_p16)."""
 
     img_size: int = 224  # nominal resolution: the learned position table's grid; others are interpolated
     in_chans: int = 3
     num_classes: int = 1000
-    embed_dim: int = 192
-    depth: int = 12
     num_heads: int = 3
-    mlp_ratio: float = 4.0
     layer_scale_init: float | None = None
-    drop_path_rate: float = 0.0
-    attn_drop_rate: float = 0.0
-    drop_rate: float = 0.0
-    qkv_bias: bool = True
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if self.img_size % PATCH_SIZE:
             raise ValueError(f"img_size must be a multiple of the patch size {PATCH_SIZE}, got {self.img_size}")
 
@@ -135,26 +134,12 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         self.patch_embed = PatchEmbed(config.in_chans, dim, stride=PATCH_SIZE)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + grid * grid, dim))
-        self.encoder = TransformerEncoder(
-            dim=dim,
-            depth=config.depth,
-            num_heads=config.num_heads,
-            mlp_ratio=config.mlp_ratio,
-            bias=config.qkv_bias,
-            layer_scale_init=config.layer_scale_init,
-            drop_path_rate=config.drop_path_rate,
-            attn_drop=config.attn_drop_rate,
-            drop=config.drop_rate,
-        )
+        self.encoder = TransformerEncoder(**config.encoder_args())
         # DeiT normalises the class token's final state before the classifier: the head's norm does exactly that
         self.head = ClassificationHead(dim, config.num_classes, drop=config.drop_rate)
         init_weights_jax(self)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
-
-    @property
-    def num_classes(self) -> int:
-        return self.head.num_classes
 
     def example_input(self, batch_size: int = 1) -> torch.Tensor:
         c = self.config
@@ -181,26 +166,22 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
         tokens = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), tokens), dim=1)
         return tokens + self._position_embedding(*feats.shape[-2:])
 
-    def forward_features(self, x: torch.Tensor) -> EncoderOutput:
-        """x: (b, c, H, W) -> class token (b, 1, dim) as `latents` and patch tokens (b, n, dim) as `tokens`."""
-        return _split_class_token(self.encoder(self._tokenize(x)))
+    def forward_features(self, x: torch.Tensor, *, intermediates: Intermediates | None = None) -> EncoderOutput:
+        """x: (b, c, H, W) -> class token (b, 1, dim) as `latents` and patch tokens (b, n, dim) as `tokens`; with
+        `intermediates`, every block's class token (``latents``) and patch tokens (``tokens``) are appended to it."""
+        collected = None if intermediates is None else Intermediates()
+        features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
+        if intermediates is not None:
+            for block in map(_split_class_token, collected.tokens):
+                intermediates.latents.append(block.latents)
+                intermediates.tokens.append(block.tokens)
+        return features
 
     def forward_head(self, features: EncoderOutput, pre_logits: bool = False) -> torch.Tensor:
         return self.head(features.latents, pre_logits=pre_logits)  # one class token: the head's mean is the identity
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
-
-    def forward_intermediates(self, x: torch.Tensor) -> tuple[EncoderOutput, Intermediates]:
-        """Final features plus every block's class token (``latents``) and patch tokens (``tokens``)."""
-        collected = Intermediates()
-        features = _split_class_token(self.encoder(self._tokenize(x), intermediates=collected))
-        per_block = [_split_class_token(tokens) for tokens in collected.tokens]
-        return features, Intermediates(latents=[f.latents for f in per_block], tokens=[f.tokens for f in per_block])
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.head.reset(num_classes)
-        self.config = dataclasses.replace(self.config, num_classes=num_classes)
 
     def no_weight_decay(self) -> set[str]:
         """The class token and position table are exempt, as in DeiT."""

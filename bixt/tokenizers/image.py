@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import itertools
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from bixt.layers.pos_embed import FourierPositionEncoding2d
 from bixt.tokenizers.checks import check_float_input
+from bixt.tokenizers.output import TokenizerOutput
 
 ImageTokenizerKind = Literal["patch16", "patch16_s8", "patch16_s4", "conv16", "conv8", "conv4"]
 IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
@@ -31,7 +32,7 @@ IMAGE_TOKENIZER_STRIDES: dict[str, int] = {
     "conv8": 8,
     "conv4": 4,
 }
-IMAGE_TOKENIZERS: tuple[str, ...] = tuple(IMAGE_TOKENIZER_STRIDES)
+IMAGE_TOKENIZERS: tuple[str, ...] = get_args(ImageTokenizerKind)
 
 # stride -> padding for a 16x16 kernel so that the grid is exactly (H / stride, W / stride)
 _PATCH16_PADDING = {16: 0, 8: 4, 4: 6}
@@ -116,7 +117,8 @@ def _build_patch_embed(kind: str, in_chans: int, dim: int) -> PatchEmbed | ConvS
 class ImageTokenizer(nn.Module):
     """Image -> tokens with the projected Fourier position encoding added.
 
-    x: (b, in_chans, H, W) with H and W divisible by `stride` -> tokens (b, (H/stride)*(W/stride), dim), row-major.
+    x: (b, in_chans, H, W) with H and W divisible by `stride` -> `TokenizerOutput` with tokens
+    (b, (H/stride)*(W/stride), dim), row-major, and no mask (every token is real).
     """
 
     def __init__(self, *, kind: ImageTokenizerKind, in_chans: int, dim: int) -> None:
@@ -129,9 +131,10 @@ class ImageTokenizer(nn.Module):
     def stride(self) -> int:
         return self.patch_embed.stride
 
-    def forward(self, x: torch.Tensor, check_finite: bool = False) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, check_finite: bool = False) -> TokenizerOutput:
         """`check_finite`: also raise ValueError if x holds NaN or infinite values (costs one pass over x)."""
         check_image_batch(x, next(self.parameters()), self.in_chans, self.stride, check_finite)
         feats = self.patch_embed(x)  # (b, dim, h, w)
         tokens = feats.flatten(2).transpose(1, 2)  # (b, h*w, dim)
-        return tokens + self.pos_embed(feats.shape[-2], feats.shape[-1])  # two indices, not *: FX cannot unpack
+        # two indices, not *: FX cannot unpack
+        return TokenizerOutput(tokens=tokens + self.pos_embed(feats.shape[-2], feats.shape[-1]))

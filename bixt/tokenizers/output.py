@@ -1,4 +1,4 @@
-"""What every non-image tokenizer returns: tokens, their padding mask and, where they exist, their coordinates."""
+"""What every tokenizer returns: tokens, their padding mask and, where they exist, their coordinates."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class TokenizerOutput:
-    """tokens: (b, n, dim); mask: (b, n) bool, True = real token, or None when nothing is padded;
+    """tokens: (b, n, dim); mask: (b, n) bool, True = real token, or None when nothing is padded (images);
     coords: (b, n, k) the position of each token in its input space (points: xyz, arrays: grid coordinates), or None.
     """
 

@@ -19,13 +19,14 @@ from torch import nn
 from bixt.layers.pos_embed import fourier_features
 from bixt.tokenizers.checks import check_float_input
 from bixt.tokenizers.output import TokenizerOutput
+from bixt.value_checks import can_check_values
 
 
 def check_points(
     points: torch.Tensor, num_channels: int, mask: torch.Tensor | None, weight: torch.Tensor | None = None
 ) -> None:
     """Raise TypeError/ValueError unless points is a finite float (b, p, num_channels) batch (of ``weight``'s dtype
-    when given) with a valid mask."""
+    when given) with a valid mask (finiteness a value check, `bixt.value_checks`)."""
     if not isinstance(points, torch.Tensor) or not points.dtype.is_floating_point:
         got = points.dtype if isinstance(points, torch.Tensor) else type(points).__name__
         raise TypeError(f"expected float point coordinates, got {got}")
@@ -33,8 +34,7 @@ def check_points(
         raise ValueError(f"expected points of shape (batch, points, {num_channels}), got {tuple(points.shape)}")
     if weight is not None:
         check_float_input(points, weight, "point coordinates/features")
-    # values are checked unless there are none: meta (cost counting) or a graph being exported
-    if not points.is_meta and not torch.compiler.is_exporting() and not torch.isfinite(points).all():
+    if can_check_values(points) and not torch.isfinite(points).all():
         raise ValueError("point coordinates/features contain NaN or infinite values")
     if mask is not None and (mask.dtype != torch.bool or mask.shape != points.shape[:2]):
         raise ValueError(
@@ -135,9 +135,10 @@ class GroupedPointTokenizer(nn.Module):
         return max(self.num_groups, self.group_size)
 
     def check_enough_points(self, points: torch.Tensor, mask: torch.Tensor | None) -> None:
-        """Raise ValueError naming the clouds with fewer than `min_points` real points."""
-        if points.shape[1] >= self.min_points and (mask is None or mask.is_meta or torch.compiler.is_exporting()):
-            return  # enough points, or a mask whose values are unknown (meta, or a graph being exported)
+        """Raise ValueError naming the clouds with fewer than `min_points` real points (with a mask, a value check,
+        `bixt.value_checks`; with fewer points than that in the batch, the mask is read only to name the clouds)."""
+        if points.shape[1] >= self.min_points and (mask is None or not can_check_values(mask)):
+            return
         num_real = mask.sum(1) if mask is not None else torch.full((points.shape[0],), points.shape[1])
         short = (num_real < self.min_points).nonzero().flatten()
         if short.numel():

@@ -11,16 +11,17 @@ absolute position only, so appending padding changes no real token.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
 
 from bixt.layers.pos_embed import sinusoidal_features_1d
 from bixt.tokenizers.output import TokenizerOutput
+from bixt.value_checks import can_check_values
 
 SequencePositions = Literal["fourier", "learned"]
-SEQUENCE_POSITIONS: tuple[str, ...] = ("fourier", "learned")
+SEQUENCE_POSITIONS: tuple[str, ...] = get_args(SequencePositions)
 PADDING_ID = 0
 
 
@@ -55,7 +56,8 @@ class SequenceTokenizer(nn.Module):
             nn.init.trunc_normal_(self.pos_table, std=0.02, a=-2.0, b=2.0)
 
     def check_input(self, ids: torch.Tensor) -> None:
-        """Raise TypeError/ValueError unless ids is a (b, L) integer tensor of valid ids with L <= max_length."""
+        """Raise TypeError/ValueError unless ids is a (b, L) integer tensor of valid ids with L <= max_length (the
+        range of the ids a value check, `bixt.value_checks`)."""
         if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
             got = ids.dtype if isinstance(ids, torch.Tensor) else type(ids).__name__
             raise TypeError(f"expected integer token ids (int64), got {got}")
@@ -66,10 +68,9 @@ class SequenceTokenizer(nn.Module):
                 f"sequence length {ids.shape[1]} exceeds the configured maximum of {self.max_length} tokens; "
                 "truncate the input or build the model with a larger max_length"
             )
-        # no values to check: shapes only (cost counting), a graph being exported, or an empty batch
-        if ids.is_meta or torch.compiler.is_exporting() or ids.numel() == 0:
+        if not can_check_values(ids) or ids.numel() == 0:
             return
-        low, high = int(ids.min()), int(ids.max())
+        low, high = torch.stack((ids.min(), ids.max())).tolist()  # one synchronisation, not two
         if low < 0 or high >= self.vocab_size:
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}) (0 = padding), got range [{low}, {high}]")
 

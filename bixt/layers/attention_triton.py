@@ -1,6 +1,6 @@
 """Triton forward kernel for bi-directional attention: each similarity tile is computed once and feeds both directions.
 
-Shapes follow the legend of `attend.py` (b batch, h heads, m latents, n tokens, d channels per head).
+Shapes follow the legend of `attention_math.py` (b batch, h heads, m latents, n tokens, d channels per head).
 
 One program per (batch, head) keeps R_lat and V_lat (m x d, small) on chip and walks over blocks of tokens:
 
@@ -8,7 +8,7 @@ One program per (batch, head) keeps R_lat and V_lat (m x d, small) on chip and w
 - token direction: softmax of S over the m latents (complete within the tile) times V_lat -> token outputs of the block
 - latent direction: an online softmax over the token blocks, accumulated in (m, d)
 
-The backward pass is the chunked path's (`attend_chunked._ChunkedCrossAttention.backward`), which needs exactly what
+The backward pass is the one shared with the chunked path (`attention_tiles.tiled_backward`), which needs exactly what
 this forward saves: R_lat pre-scaled, the inputs, both outputs and the latents' log-normaliser.
 
 Runs on CUDA, or on CPU under Triton's interpreter (``TRITON_INTERPRET=1``, slow: for correctness checks only).
@@ -21,7 +21,7 @@ import os
 
 import torch
 
-from bixt.layers.attend_chunked import _ChunkedCrossAttention, _stats_dtype, chunk_size_for
+from bixt.layers.attention_tiles import chunk_size_for, save_for_tiled_backward, stats_dtype, tiled_backward
 
 BLOCK_TOKENS = 64
 
@@ -113,14 +113,14 @@ def _next_pow2(x: int, minimum: int = 16) -> int:
 
 
 class _TritonCrossAttention(torch.autograd.Function):
-    """Triton forward; backward shared with the chunked path (same saved tensors)."""
+    """Triton forward; backward shared with the chunked path (`attention_tiles.tiled_backward`)."""
 
     @staticmethod
     def forward(ctx, r_lat, v_lat, r_tok, v_tok, token_mask, bidirectional):
         b, h, m, d = r_lat.shape
         n = r_tok.shape[2]
         scale = d**-0.5
-        acc_dtype = _stats_dtype(r_lat.dtype)  # fp32 statistics for half inputs, fp64 stays fp64
+        acc_dtype = stats_dtype(r_lat.dtype)  # fp32 statistics for half inputs, fp64 stays fp64
         out_lat = torch.empty(b, h, m, v_tok.shape[-1], dtype=acc_dtype, device=r_lat.device)
         lse_lat = torch.empty(b, h, m, dtype=acc_dtype, device=r_lat.device)
         out_tok = torch.empty(b, n, h, d, dtype=acc_dtype, device=r_lat.device).transpose(1, 2)
@@ -137,17 +137,23 @@ class _TritonCrossAttention(torch.autograd.Function):
         )  # fmt: skip
         out_lat = out_lat.to(v_tok.dtype)
         out_tok = out_tok.to(v_tok.dtype)
-        # what the chunked backward expects (see its forward)
-        ctx.chunk, ctx.bidirectional = chunk_size_for(b * h, m, n), bidirectional
         r_scaled = (r_lat * scale).contiguous()
         lse_lat = lse_lat[..., None]
-        if bidirectional:
-            ctx.save_for_backward(r_scaled, v_lat, r_tok, v_tok, token_mask, out_lat, lse_lat, out_tok)
-            return out_lat, out_tok
-        ctx.save_for_backward(r_scaled, v_lat, r_tok, v_tok, token_mask, out_lat, lse_lat)
-        return out_lat
+        return save_for_tiled_backward(
+            ctx,
+            chunk_size_for(b * h, m, n),
+            bidirectional,
+            r_scaled,
+            v_lat,
+            r_tok,
+            v_tok,
+            token_mask,
+            out_lat,
+            lse_lat,
+            out_tok if bidirectional else None,
+        )
 
-    backward = _ChunkedCrossAttention.backward
+    backward = staticmethod(tiled_backward)
 
 
 def _prepare(*tensors: torch.Tensor) -> list[torch.Tensor]:

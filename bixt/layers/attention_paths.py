@@ -1,0 +1,150 @@
+"""Which implementation of the attention math runs: the path policy (`attention_math.py` holds the math itself).
+
+Four interchangeable paths compute the same attention (`attention_math.py` describes each): ``explicit``, ``fused``,
+``chunked`` and ``triton``. ``auto`` (the default) picks a path per call from the device type, the dtype of the
+inputs (under autocast, the autocast dtype) and the size of the similarity matrix, by the measured rules of
+``AUTO_RULES``: on CPU in fp32, ``explicit`` while the matrix is small (at most ``AUTO_EXPLICIT_MAX_SIMILARITY``
+elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where the reference path is at least as fast as two fused kernels
+and its extra memory is small, and ``fused`` above, where PyTorch's flash-attention kernel keeps memory linear in n
+and beats the chunked path's eager elementwise ops; on CPU in bf16, whose flash backward is slow, ``explicit`` and
+then ``chunked`` (BENCHMARKS.md §1, §6). What it chose is recorded (`auto_choices`; runs write it to kernels.json,
+benchmarks to their records). The choice of path is global: ``set_attention_path``, the ``attention_path`` context
+manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs ``explicit``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
+ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)
+
+# auto: the largest similarity matrix (b * h * m * n elements) still computed explicitly (4 MiB in fp32). Below it the
+# explicit and fused paths ran within ~10% of each other either way (BiXT-Ti batch 8 at 196 tokens, the main job);
+# above it the fused path needed less memory (576 tokens: 1.3 vs 1.6 GB), then ran faster (BENCHMARKS.md §1).
+AUTO_EXPLICIT_MAX_SIMILARITY = 2**20
+
+_forced_path: str | None = None
+
+
+def _check_path(path: str) -> str:
+    if path not in ATTENTION_PATHS:
+        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, got {path!r}")
+    return path
+
+
+def get_attention_path() -> str:
+    """The attention path in force: the one set in Python, else ``$BIXT_ATTN``, else ``auto``."""
+    if _forced_path is not None:
+        return _forced_path
+    return _check_path(os.environ.get("BIXT_ATTN", "auto"))
+
+
+def set_attention_path(path: AttentionPath | None) -> None:
+    """Force an attention path for every model (``None`` returns to ``$BIXT_ATTN`` / ``auto``)."""
+    global _forced_path
+    _forced_path = None if path is None else _check_path(path)
+
+
+@contextmanager
+def attention_path(path: AttentionPath) -> Iterator[None]:
+    """Use `path` inside the ``with`` block, then restore what was in force before."""
+    global _forced_path
+    previous = _forced_path
+    set_attention_path(path)
+    try:
+        yield
+    finally:
+        _forced_path = previous
+
+
+@dataclass(frozen=True)
+class AutoRule:
+    """How ``auto`` picks a path for one device type and dtype: explicit while the similarity matrix has at most
+    `explicit_max_similarity` elements (b * h * m * n), `large_path` above. `measured` names the measurement."""
+
+    explicit_max_similarity: int
+    large_path: str
+    measured: str
+
+
+# auto, per (device type, dtype of the attention inputs; under autocast the autocast dtype). See the module docstring.
+AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
+    ("cpu", torch.float32): AutoRule(
+        AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
+    ),
+    # bf16: the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136 tokens), so the shared similarity
+    # is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens, batch 8) and in chunks above (fastest
+    # at 3,136 tokens, and the least memory); BENCHMARKS.md §6, AMD EPYC Zen 4 (AVX512-BF16).
+    ("cpu", torch.bfloat16): AutoRule(2**22, "chunked", "BENCHMARKS.md §6 (AMD EPYC Zen 4, AVX512-BF16, no AMX)"),
+}
+# Device types and dtypes without a measurement of their own (CUDA: no GPU was lent when the rules were measured).
+AUTO_RULE_UNMEASURED = AutoRule(AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "not measured: the fp32 CPU rule")
+
+_auto_choices: dict[str, str] = {}
+
+
+def auto_rule(device_type: str, dtype: torch.dtype) -> AutoRule:
+    return AUTO_RULES.get((device_type, dtype), AUTO_RULE_UNMEASURED)
+
+
+def auto_choices() -> dict[str, str]:
+    """What ``auto`` chose since the last `clear_auto_choices`: ``"<kind> b,h,m,n <dtype> <device>"`` -> path."""
+    return dict(_auto_choices)
+
+
+def clear_auto_choices() -> None:
+    _auto_choices.clear()
+
+
+def _without_dropout(path: str) -> bool:
+    return path in ("chunked", "triton")
+
+
+def choose_path(kind: str, need_maps: bool, dropout_p: float, queries: torch.Tensor, keys: torch.Tensor) -> str:
+    """The path for one call: queries (b, h, m, d) against keys (b, h, n, d) (either batch may be 1, shared)."""
+    path = get_attention_path()
+    if need_maps or path == "explicit":
+        return "explicit"
+    if path == "auto" and is_fx_symbolic_tracing():
+        # an FX graph cannot choose by input size (its sizes are symbols): the fused path is right for any size
+        return "fused"
+    if path == "auto":
+        rule = auto_rule(queries.device.type, queries.dtype)
+        b, h, m = max(queries.shape[0], keys.shape[0]), queries.shape[1], queries.shape[2]
+        n = keys.shape[2]
+        path = "explicit" if b * h * m * n <= rule.explicit_max_similarity else rule.large_path
+        if _without_dropout(path) and dropout_p > 0:
+            path = "fused"  # the only fast path with attention dropout
+        dtype = str(queries.dtype).removeprefix("torch.")
+        _auto_choices[f"{kind} {b},{h},{m},{n} {dtype} {queries.device.type}"] = path
+    elif _without_dropout(path) and dropout_p > 0:
+        raise ValueError(f"the {path} attention path has no attention dropout, got dropout_p={dropout_p}")
+    return path
+
+
+def resolved_attention_path(model: nn.Module, device: torch.device | str, dtype: torch.dtype) -> str:
+    """The attention path `model` trains with on `device` in `dtype` (the autocast dtype under mixed precision), for
+    a run's saved config: the forced path, or for ``auto`` its rule, e.g. ``"auto: explicit up to 1048576 similarity
+    elements (b*h*m*n), fused above (BENCHMARKS.md ...)"``. Per-call choices are `auto_choices`."""
+    path = get_attention_path()
+    if path != "auto":
+        return path
+    rule = auto_rule(torch.device(device).type, dtype)
+    large = rule.large_path
+    if _without_dropout(large) and any(
+        isinstance(p := getattr(m, "attn_drop", None), float) and p > 0 for m in model.modules()
+    ):
+        large = "fused"  # as `choose_path` does in training, where attention dropout is on
+    return (
+        f"auto: explicit up to {rule.explicit_max_similarity} similarity elements (b*h*m*n), {large} above "
+        f"({rule.measured})"
+    )
