@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 import bixt
 from bixt.bench.suite import machine_description
-from bixt.layers.attend import set_attention_path
+from bixt.layers.attention_paths import set_attention_path
 
 
 def main() -> None:

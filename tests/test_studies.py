@@ -17,7 +17,7 @@ import torch
 
 import bixt
 from bixt.analysis.symmetry import measure_symmetry, pair_scores
-from bixt.layers.attend import AttentionMaps
+from bixt.layers.attention_math import AttentionMaps
 from bixt.studies.runner import plan
 from bixt.studies.spec import StudyError, load_study, override_args
 

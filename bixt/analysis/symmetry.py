@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from bixt.layers.attend import AttentionMaps
+from bixt.layers.attention_math import AttentionMaps
 
 MEASURES = ("logit", "map")
 # log(0) guard: softmax probabilities that underflowed in float32 become this instead of -inf.

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from bixt.layers.attend import attention_path
+from bixt.layers.attention_paths import attention_path
 
 aten = torch.ops.aten
 

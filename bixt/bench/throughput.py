@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bixt.bench.cost import count_flops
-from bixt.layers.attend import ATTENTION_PATHS, attention_path, auto_choices, clear_auto_choices
+from bixt.layers.attention_paths import ATTENTION_PATHS, attention_path, auto_choices, clear_auto_choices
 from bixt.models.registry import create_model, get_entry
 from bixt.precision import autocast_for, matmul_width, resolve_precision
 

@@ -16,7 +16,7 @@ from bixt.analysis.plots import plot_scaling
 from bixt.bench.suite import run_suite, write_jsonl
 from bixt.bench.throughput import MODES, PRECISIONS, BenchCase
 from bixt.commands import help_text
-from bixt.layers.attend import ATTENTION_PATHS
+from bixt.layers.attention_paths import ATTENTION_PATHS
 
 
 def build_parser() -> argparse.ArgumentParser:
