@@ -17,7 +17,7 @@ from typing import Any
 
 from bixt.engine.checkpoint import is_complete, resolve_checkpoint, run_dir_of
 from bixt.engine.config import ConfigError, RunConfig, config_to_dict, load_config, parse_config
-from bixt.engine.run_dir import CONFIG_NAME
+from bixt.engine.run_dir import RUN_CONFIG_NAME
 
 RESUMES_NAME = "resumes.jsonl"
 
@@ -71,11 +71,11 @@ def _resume_value(argv: list[str]) -> str | None:
 
 def _saved_config_path(resume: str) -> Path:
     path = Path(resume)
-    if (path / CONFIG_NAME).is_file():  # a run directory
-        return path / CONFIG_NAME
+    if (path / RUN_CONFIG_NAME).is_file():  # a run directory
+        return path / RUN_CONFIG_NAME
     if is_complete(path):  # a checkpoint directory inside its run: RUN/checkpoints/step-N
-        return run_dir_of(path) / CONFIG_NAME
-    return path / CONFIG_NAME  # missing: plan() says why
+        return run_dir_of(path) / RUN_CONFIG_NAME
+    return path / RUN_CONFIG_NAME  # missing: plan() says why
 
 
 def parse_train_args(argv: list[str]) -> RunConfig:
@@ -125,11 +125,11 @@ def plan(config: RunConfig) -> ResumePlan:
     try:
         checkpoint: Path | None = resolve_checkpoint(path, prefer="last")
     except FileNotFoundError as error:
-        if not (path / CONFIG_NAME).is_file():
+        if not (path / RUN_CONFIG_NAME).is_file():
             raise ConfigError(f"cannot resume from {path}: {error}") from error
         checkpoint = None  # a run that stopped before its first checkpoint: it starts again from step 0
     run_dir = run_dir_of(checkpoint) if checkpoint is not None else path.resolve()
-    saved_path = run_dir / CONFIG_NAME
+    saved_path = run_dir / RUN_CONFIG_NAME
     saved = None
     if saved_path.is_file():
         saved = load_config(saved_path)

@@ -1,0 +1,63 @@
+"""Tasks as the engine runs them: a model's declared inputs get their columns of the batch (the padding mask of a
+part-segmentation batch reaches the model)."""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+from engine_helpers import restore_threads  # noqa: F401 (autouse fixture)
+from torch.utils.data import Dataset
+
+from bixt.engine.config import parse_config
+from bixt.engine.run import fit
+from bixt.models.points import PartSegmenter
+
+TINY_PARTSEG = (
+    "{embed_dim: 16, depth: 1, num_heads: 2, num_latents: 4, num_classes: 4, num_categories: 2, num_points: 64}"
+)
+
+
+class RaggedParts(Dataset):
+    """Point clouds of 5 to 12 points, each with per-point part labels (0-3) and a category (0-1)."""
+
+    def __init__(self, n: int = 16) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.items = []
+        for i in range(n):
+            points = torch.rand(5 + i % 8, 3, generator=g) * 2 - 1
+            labels = (points[:, 0] > 0).long() + 2 * (i % 2)
+            self.items.append((points, labels, i % 2))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int):
+        return self.items[i]
+
+
+def test_a_padded_part_segmentation_batch_gives_the_model_its_mask(tmp_path, monkeypatch) -> None:
+    masks = []
+    real_forward = PartSegmenter.forward
+
+    @functools.wraps(real_forward)
+    def recording_forward(self, points, category=None, mask=None):
+        if points.shape[1] <= 12:  # the data's clouds, not the model's own 64-point example input (cost counts)
+            masks.append(mask)
+        return real_forward(self, points, category, mask)
+
+    monkeypatch.setattr(PartSegmenter, "forward", recording_forward)
+    config = parse_config(
+        [
+            "--model.name", "bixt_points_partseg", "--model.options", TINY_PARTSEG,
+            "--task", "part_segmentation", "--data.collate", "padded", "--batch_size", "4",
+            "--schedule.epochs", "1", "--schedule.warmup_epochs", "0", "--progress", "false", "--threads", "1",
+            "--output_dir", str(tmp_path),
+        ]
+    )  # fmt: skip
+    data = RaggedParts()
+    result = fit(config, train_set=data, eval_set=data)
+    assert len(masks) >= 4 + 4  # the 4 training steps and the 4 evaluation batches
+    assert all(mask is not None for mask in masks), "a padded batch reached the model without its mask"
+    assert all(mask.dtype == torch.bool and (~mask).any() for mask in masks)  # each batch of ragged clouds has padding
+    assert "instance_miou" in result.metrics
