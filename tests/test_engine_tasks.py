@@ -1,13 +1,15 @@
 """Tasks as the engine runs them: a model's declared inputs get their columns of the batch (the padding mask of a
-part-segmentation batch reaches the model)."""
+part-segmentation batch reaches the model), and bad batches in the loop fail with a message saying what was
+expected."""
 
 from __future__ import annotations
 
 import functools
 
+import pytest
 import torch
-from engine_helpers import restore_threads  # noqa: F401 (autouse fixture)
-from torch.utils.data import Dataset
+from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F401 (autouse fixture)
+from torch.utils.data import Dataset, TensorDataset
 
 from bixt.engine.config import parse_config
 from bixt.engine.run import fit
@@ -61,3 +63,25 @@ def test_a_padded_part_segmentation_batch_gives_the_model_its_mask(tmp_path, mon
     assert all(mask is not None for mask in masks), "a padded batch reached the model without its mask"
     assert all(mask.dtype == torch.bool and (~mask).any() for mask in masks)  # each batch of ragged clouds has padding
     assert "instance_miou" in result.metrics
+
+
+def test_a_nan_in_an_evaluation_batch_is_named_not_averaged(tmp_path) -> None:
+    data = tiny_images()
+    images, labels = data.tensors
+    broken = images.clone()
+    broken[20, 0, 3, 3] = float("nan")  # in the third evaluation batch: the check before training sees two items
+    with pytest.raises(ValueError, match=r"evaluation batch 3 holds NaN or infinite values in input 'images'.*"
+                       r"expected finite numbers") as error:  # fmt: skip
+        fit(tiny_config(str(tmp_path)), train_set=data, eval_set=TensorDataset(broken, labels))
+    assert "shape (8, 1, 16, 16)" in str(error.value)
+
+
+def test_a_label_beyond_the_classes_after_the_first_batch_is_named(tmp_path) -> None:
+    data = tiny_images()
+    images, labels = data.tensors
+    wrong = labels.clone()
+    wrong[-1] = 7  # the model has 3 classes; the evaluation split checked before training has none of this
+    with pytest.raises(
+        ValueError, match=r"training batch \d+ of epoch 1 has label 7, but the model has 3 classes \(labels 0\.\.2\)"
+    ):
+        fit(tiny_config(str(tmp_path)), train_set=TensorDataset(images, wrong), eval_set=data)

@@ -80,9 +80,14 @@ class Epochs:
         self.train_sampler.set_epoch(epoch, start=progress.batch_in_epoch * self.micro_batch)
         self.train_loader.generator.manual_seed(config.seed + epoch)
         train_one_epoch(
-            self.train_model, self.train_loader, self.optimizer, self.settings, progress, log=self.log,
+            self.train_model,
+            self.train_loader,
+            self.optimizer,
+            self.settings,
+            progress,
+            log=self.log,
             on_step=self.after_step,
-        )  # fmt: skip
+        )
         if self.info.is_main:
             self._write_kernels()
         progress.epoch, progress.batch_in_epoch = epoch + 1, 0

@@ -64,6 +64,7 @@ def evaluate_checkpoint(
         info=info,
         padded=config.data.collate == "padded",
         model_inputs=declared_inputs(model),
+        num_classes=getattr(model, "num_classes", None),
         augment=build_augment(config, train=False, num_classes=getattr(model, "num_classes", 0), device=torch_device),
     )
     metrics = evaluate(model, loader, settings)

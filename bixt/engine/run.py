@@ -303,9 +303,14 @@ def _train(
     if config.compile:
         train_model = CompiledWithFallback(train_model)
     feed = dict(
-        config=config, task=task, device=device, info=info, padded=config.data.collate == "padded",
+        config=config,
+        task=task,
+        device=device,
+        info=info,
+        padded=config.data.collate == "padded",
         model_inputs=declared_inputs(model),
-    )  # fmt: skip
+        num_classes=getattr(model, "num_classes", None),
+    )
     settings = StepSettings(
         **feed,
         augment=parts.augments[0],
@@ -318,12 +323,24 @@ def _train(
     if plan is not None:  # from its checkpoint's step, or from 0 for a run that stopped before its first one
         log.drop_after(progress.step)
     epochs = Epochs(
-        config=config, run_dir=run_dir, info=info, model=model, train_model=train_model, optimizer=parts.optimizer,
-        settings=settings, eval_settings=EvalSettings(**feed, augment=parts.augments[1]),
-        train_loader=parts.train_loader, train_sampler=parts.train_sampler, eval_loader=parts.eval_loader,
-        micro_batch=parts.micro_batch, progress=progress, log=log, precision=parts.precision,
-        primary=task.primary_metric, last_checkpoint=plan.checkpoint if plan is not None else None,
-    )  # fmt: skip
+        config=config,
+        run_dir=run_dir,
+        info=info,
+        model=model,
+        train_model=train_model,
+        optimizer=parts.optimizer,
+        settings=settings,
+        eval_settings=EvalSettings(**feed, augment=parts.augments[1]),
+        train_loader=parts.train_loader,
+        train_sampler=parts.train_sampler,
+        eval_loader=parts.eval_loader,
+        micro_batch=parts.micro_batch,
+        progress=progress,
+        log=log,
+        precision=parts.precision,
+        primary=task.primary_metric,
+        last_checkpoint=plan.checkpoint if plan is not None else None,
+    )
     draw = learning_curve if learning_curve is not None and info.is_main else None
     try:
         epochs.run()

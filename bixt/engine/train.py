@@ -22,7 +22,7 @@ from bixt.engine.distributed import DistInfo, all_reduce_sum
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.metrics import MeanLoss
 from bixt.engine.progress import EpochProgress
-from bixt.engine.tasks import Batch, Task, compute_loss, split_batch
+from bixt.engine.tasks import Batch, Task, check_batch, compute_loss, split_batch
 from bixt.precision import autocast_for
 
 
@@ -56,6 +56,7 @@ class EvalSettings:
     info: DistInfo
     padded: bool  # batches come from the padded collate: (input, mask, target, *extra)
     model_inputs: tuple[str, ...] | None  # the model's declared forward arguments (tasks.declared_inputs)
+    num_classes: int | None  # the model's; integer labels are checked against it (None: not checked)
     augment: BatchAugment | None = None
 
 
@@ -74,8 +75,18 @@ def autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractCont
     return autocast_for(config.precision, device)
 
 
-def _prepare(raw: Any, settings: EvalSettings) -> Batch:
+def _prepare(raw: Any, settings: EvalSettings, what: str) -> Batch:
+    """A loader's batch -> checked model inputs and target, augmented. The check (``tasks.check_batch``: finite
+    inputs, labels within the classes) runs before the augmentation, whose mixup would fail on a label beyond the
+    classes. Its cost on the main job (configs/fashion-mnist.yaml, batches of 256 fp32 1x28x28 images): 53 us per
+    batch on one AMD EPYC (Zen 4) core, against 0.25 s per training step there (0.02 %), measured with
+      python -m timeit -s "import torch; from bixt.engine.tasks import Batch, check_batch; torch.set_num_threads(1);
+        b = Batch((torch.rand(256, 1, 28, 28),), torch.randint(0, 10, (256,)))" \
+        "check_batch(b, names=('images',), num_classes=10, what='x')"
+    and `bixt train -c configs/fashion-mnist.yaml --max_steps 40 --threads 1 --log_every_steps 10` (the times in
+    its metrics.jsonl)."""
     batch = split_batch(raw, padded=settings.padded, inputs=settings.model_inputs, device=settings.device)
+    check_batch(batch, names=settings.model_inputs, num_classes=settings.num_classes, what=what)
     return settings.augment(batch) if settings.augment is not None else batch
 
 
@@ -118,7 +129,7 @@ def train_one_epoch(
     for raw in loader:
         if progress.batch_in_epoch >= micro_total:
             break
-        batch = _prepare(raw, settings)
+        batch = _prepare(raw, settings, f"training batch {progress.batch_in_epoch + 1} of epoch {progress.epoch + 1}")
         first_micro = progress.batch_in_epoch % accum == 0
         last_micro = (progress.batch_in_epoch + 1) % accum == 0
         if first_micro:
@@ -182,8 +193,8 @@ def evaluate(model: nn.Module, loader: Iterable, settings: EvalSettings) -> dict
     config, device, task = settings.config, settings.device, settings.task
     model.eval()
     metrics, mean_loss = None, MeanLoss()
-    for raw in loader:
-        batch = _prepare(raw, settings)
+    for index, raw in enumerate(loader, 1):
+        batch = _prepare(raw, settings, f"evaluation batch {index}")
         with autocast(config, device):
             logits = model(*batch.inputs)
             loss = compute_loss(task, config, logits, batch.target, training=False)
