@@ -235,7 +235,7 @@ def key_types() -> dict[str, Any]:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentParser  # optional: the `train` extra
 
     parser = ArgumentParser(
         prog="bixt train",
@@ -307,7 +307,7 @@ def _check_recipe_files(argv: list[str]) -> None:
 
 def _explain(error: Exception, argv: list[str]) -> ConfigError:
     """The real problem first, in this project's words where jsonargparse's are long, and a short "did you mean"."""
-    from bixt.models.config_checks import describe_type
+    from bixt.models.config_checks import describe_type  # bixt.models imports torch: only for an error message
 
     message = str(error).strip()
     typed = re.match(r'Parser key "([\w.]+)":', message)
