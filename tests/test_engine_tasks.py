@@ -1,18 +1,21 @@
 """Tasks as the engine runs them: a model's declared inputs get their columns of the batch (the padding mask of a
-part-segmentation batch reaches the model), and bad batches in the loop fail with a message saying what was
-expected."""
+part-segmentation batch reaches the model), bad batches in the loop fail with a message saying what was expected,
+and a run's saved config records the attention path it trained with."""
 
 from __future__ import annotations
 
 import functools
+import json
 
 import pytest
 import torch
 from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F401 (autouse fixture)
 from torch.utils.data import Dataset, TensorDataset
 
-from bixt.engine.config import parse_config
+from bixt.engine.config import ConfigError, load_config, parse_config
+from bixt.engine.epochs import KERNELS_NAME
 from bixt.engine.run import fit
+from bixt.engine.run_dir import RUN_CONFIG_NAME
 from bixt.models.points import PartSegmenter
 
 TINY_PARTSEG = (
@@ -85,3 +88,14 @@ def test_a_label_beyond_the_classes_after_the_first_batch_is_named(tmp_path) -> 
         ValueError, match=r"training batch \d+ of epoch 1 has label 7, but the model has 3 classes \(labels 0\.\.2\)"
     ):
         fit(tiny_config(str(tmp_path)), train_set=TensorDataset(images, wrong), eval_set=data)
+
+
+def test_the_saved_config_records_the_attention_path_the_run_trained_with(tmp_path, monkeypatch) -> None:
+    data = tiny_images()
+    monkeypatch.setenv("BIXT_ATTN", "fused")
+    run_dir = fit(tiny_config(str(tmp_path), "--run_name", "r"), train_set=data, eval_set=data).run_dir
+    assert load_config(run_dir / RUN_CONFIG_NAME).attention == "fused"
+    kernels = json.loads((run_dir / KERNELS_NAME).read_text())
+    assert kernels["attention_auto"] == {}  # nothing ran under auto: the recorded path is the one every call took
+    with pytest.raises(ConfigError, match=r"attention must be one of 'auto', 'explicit'.*got 'flash'"):
+        fit(tiny_config(str(tmp_path), "--attention", "flash"), train_set=data, eval_set=data)

@@ -17,7 +17,7 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 
@@ -150,6 +150,9 @@ class RunConfig:
     # auto: bf16 autocast where the hardware makes it pay, else fp32 (bixt.precision); fp16 (grad scaler) needs a GPU
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the model
+    # the attention path to train with (bixt.layers.attend: auto, explicit, fused, chunked, triton); unset: the one in
+    # force ($BIXT_ATTN, else auto), which the run records here in its saved config
+    attention: str | None = None
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
     seed: int = 42  # initial weights, data order and augmentation
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
@@ -169,8 +172,14 @@ class RunConfig:
         """ConfigError for a value that makes a run meaningless, named with the range it needs (what needs the
         device, the processes or the data is checked by the run: bixt.engine.preflight)."""
         from bixt.engine.tasks import get_task  # torch: `bixt train --help` reads this module without it
+        from bixt.layers.attend import AttentionPath
 
         get_task(self.task)
+        if self.attention is not None and self.attention not in get_args(AttentionPath):
+            raise ConfigError(
+                f"attention must be one of {', '.join(map(repr, get_args(AttentionPath)))} (or unset), got "
+                f"{self.attention!r}"
+            )
         if self.batch_size < 1 or self.grad_accum_steps < 1:
             raise ConfigError(
                 f"batch_size and grad_accum_steps must be >= 1, got {self.batch_size}, {self.grad_accum_steps}"

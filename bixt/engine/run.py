@@ -54,6 +54,7 @@ from bixt.engine.schedule import cosine_lr
 from bixt.engine.tasks import declared_inputs, get_task
 from bixt.engine.train import EvalSettings, NonFiniteLossError, StepSettings
 from bixt.fileio import atomic_write
+from bixt.layers.attend import attention_path, get_attention_path
 from bixt.precision import PrecisionChoice
 from bixt.run_metrics import METRICS_NAME
 
@@ -130,6 +131,8 @@ def fit(
     if plan is not None and progress.step >= min(steps_total, config.max_steps or steps_total):
         raise RunFinishedError(plan.run_dir, progress, config)
 
+    if config.attention is None:  # recorded, so that the saved config says which path the run trained with
+        config = dataclasses.replace(config, attention=get_attention_path())
     # Every check has passed: from here on the run writes.
     config, run_dir, lock = _open_run_dir(config, info, plan, in_place, progress, name_hint)
     if rng is not None:
@@ -343,7 +346,8 @@ def _train(
     )
     draw = learning_curve if learning_curve is not None and info.is_main else None
     try:
-        epochs.run()
+        with attention_path(config.attention):
+            epochs.run()
     except NonFiniteLossError as error:
         error.last_checkpoint = str(epochs.last_checkpoint) if epochs.last_checkpoint is not None else None
         if draw is not None:  # the curve up to the failure is what one wants to look at now
