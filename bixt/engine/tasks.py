@@ -23,6 +23,7 @@ from torch import nn
 
 from bixt.data.collate import IGNORE_INDEX
 from bixt.engine.config import ConfigError, RunConfig
+from bixt.engine.distributed import all_reduce_sum
 from bixt.engine.metrics import ConfusionMetrics, Metric, PointSegmentationMetrics, TopKAccuracy
 
 MASK = "mask"  # the declared input name that receives the padding mask
@@ -193,36 +194,53 @@ def _arguments(
     return tuple(arguments)
 
 
-def check_batch(batch: Batch, *, names: tuple[str, ...] | None, num_classes: int | None, what: str) -> None:
-    """BatchError unless every floating-point input is finite and every integer label (IGNORE_INDEX aside) is one of
-    ``num_classes`` (None: not checked). ``what`` names the batch ("evaluation batch 3").
+def batch_problem(batch: Batch, *, names: tuple[str, ...] | None, num_classes: int | None, what: str) -> str | None:
+    """What is wrong with a batch, or None: a non-finite floating-point input, or an integer label (IGNORE_INDEX
+    aside) beyond ``num_classes`` (None: not checked). ``what`` names the batch ("evaluation batch 3").
 
-    One host synchronisation for the whole check. An input is tested through its sum, finite whenever every value
-    is (20x cheaper than testing each value on CPU); only a sum that is not (a NaN or inf, or an overflow of finite
+    One host synchronisation for a good batch. An input is tested through its sum, finite whenever every value is
+    (20x cheaper than testing each value on CPU); only a sum that is not (a NaN or inf, or an overflow of finite
     values) has its values tested one by one."""
     floats = [(i, x) for i, x in enumerate(batch.inputs) if isinstance(x, torch.Tensor) and x.is_floating_point()]
     flags = [
         torch.isfinite(x.sum(dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)) for _, x in floats
     ]
     target = batch.target
-    if num_classes is not None and not target.is_floating_point() and target.dtype != torch.bool:
+    labelled = num_classes is not None and not target.is_floating_point() and target.dtype != torch.bool
+    if labelled:
         flags.append(((target >= 0) & (target < num_classes) | (target == IGNORE_INDEX)).all())
     if not flags or bool(torch.stack(flags).all()):
-        return
+        return None
     for i, x in floats:
         if not torch.isfinite(x).all():
             name = names[i] if names is not None and i < len(names) else str(i)
-            raise BatchError(
+            return (
                 f"{what} holds NaN or infinite values in input {name!r} of shape {tuple(x.shape)}; expected finite "
                 "numbers: check the data (and augment.mean / augment.std)"
             )
     real = target[target != IGNORE_INDEX]
-    if real.numel() and (real.min() < 0 or real.max() >= num_classes):
+    if labelled and real.numel() and (real.min() < 0 or real.max() >= num_classes):
         label = int(real.max() if real.max() >= num_classes else real.min())
-        raise BatchError(
+        return (
             f"{what} has label {label}, but the model has {num_classes} classes (labels 0..{num_classes - 1}); set "
             "model.options.num_classes to the data's class count"
         )
+    return None  # the sum of finite values overflowed
+
+
+def check_batch(
+    batch: Batch, *, names: tuple[str, ...] | None, num_classes: int | None, what: str, distributed: bool
+) -> None:
+    """BatchError saying what is wrong with the batch (:func:`batch_problem`). ``distributed``: every process
+    agrees (one all-reduce more), so that one process's bad batch stops all of them instead of leaving the others
+    waiting in the next collective."""
+    problem = batch_problem(batch, names=names, num_classes=num_classes, what=what)
+    if distributed:
+        flag = torch.tensor([float(problem is not None)], device=batch.target.device)
+        if all_reduce_sum(flag).item() and problem is None:
+            problem = f"{what} of another process failed the batch check (its message says why); stopping too"
+    if problem is not None:
+        raise BatchError(problem)
 
 
 def split_batch(batch: Any, *, padded: bool, inputs: tuple[str, ...] | None, device: torch.device) -> Batch:
