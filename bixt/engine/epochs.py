@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader
 
+from bixt.engine.augment import BatchAugment
 from bixt.engine.checkpoint import Progress, save_checkpoint
 from bixt.engine.config import RunConfig
 from bixt.engine.distributed import DistInfo, ResumableDistributedSampler, all_reduce_sum
@@ -38,33 +40,44 @@ class _MaxStepsReached(Exception):
 
 
 @dataclass
+class RunParts:
+    """What a checked run trains with, built (bixt.engine.run) before anything is written."""
+
+    model: nn.Module
+    precision: PrecisionChoice
+    train_loader: DataLoader
+    train_sampler: ResumableDistributedSampler
+    eval_loader: DataLoader
+    augments: tuple[BatchAugment | None, BatchAugment | None]  # training, evaluation
+    micro_batch: int
+    steps_per_epoch: int
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    ema: AveragedModel | None
+
+
+@dataclass
 class Epochs:
-    """One run's training loop; ``model`` is the bare model (checkpointed, evaluated), ``train_model`` what trains
-    (the same model, or wrapped in DDP / torch.compile)."""
+    """One run's training loop; ``parts.model`` is the bare model (checkpointed, evaluated), ``train_model`` what
+    trains (the same model, or wrapped in DDP / torch.compile)."""
 
     config: RunConfig
     run_dir: Path
     info: DistInfo
-    model: nn.Module
+    parts: RunParts
     train_model: nn.Module
-    optimizer: torch.optim.Optimizer
     settings: StepSettings
     eval_settings: EvalSettings
-    train_loader: DataLoader
-    train_sampler: ResumableDistributedSampler
-    eval_loader: DataLoader
-    micro_batch: int
     progress: Progress
     log: MetricLog
-    precision: PrecisionChoice
     primary: str  # the metric that picks the best checkpoint
     last_checkpoint: Path | None = None
     best_checkpoint: Path | None = None
+    requests: StopRequests = field(default_factory=StopRequests)  # SIGINT / SIGTERM, read at step boundaries
 
     def run(self) -> None:
         """Train to the end of the schedule (or ``max_steps``), evaluating and checkpointing as the config says."""
         config, progress = self.config, self.progress
-        self.requests = StopRequests()
         clear_auto_choices()  # this run's choices only
         with self.requests:
             try:
@@ -72,17 +85,17 @@ class Epochs:
                     self._epoch(epoch)
             except _MaxStepsReached:
                 # A short run: evaluate where it stopped, so that it ends like any run with figures and a checkpoint.
-                self.checkpoint(self.evaluate_and_log(round(progress.step / self.settings.steps_per_epoch, 4)))
+                self.checkpoint(self.evaluate_and_log(round(progress.step / self.parts.steps_per_epoch, 4)))
 
     def _epoch(self, epoch: int) -> None:
-        config, progress = self.config, self.progress
+        config, progress, parts = self.config, self.progress, self.parts
         progress.epoch = epoch
-        self.train_sampler.set_epoch(epoch, start=progress.batch_in_epoch * self.micro_batch)
-        self.train_loader.generator.manual_seed(config.seed + epoch)
+        parts.train_sampler.set_epoch(epoch, start=progress.batch_in_epoch * parts.micro_batch)
+        parts.train_loader.generator.manual_seed(config.seed + epoch)
         train_one_epoch(
             self.train_model,
-            self.train_loader,
-            self.optimizer,
+            parts.train_loader,
+            parts.optimizer,
             self.settings,
             progress,
             log=self.log,
@@ -102,8 +115,8 @@ class Epochs:
             return
         self.last_checkpoint = save_checkpoint(
             self.run_dir,
-            model=self.model,
-            optimizer=self.optimizer,
+            model=self.parts.model,
+            optimizer=self.parts.optimizer,
             progress=self.progress,
             scaler=self.settings.scaler,
             ema=self.settings.ema,
@@ -137,9 +150,10 @@ class Epochs:
     def evaluate_and_log(self, epoch: float) -> bool:
         """Evaluate, log and remember the result; returns whether it is the best so far."""
         progress, ema = self.progress, self.settings.ema
-        metrics = evaluate(self.model, self.eval_loader, self.eval_settings)
+        loader = self.parts.eval_loader
+        metrics = evaluate(self.parts.model, loader, self.eval_settings)
         if ema is not None:
-            metrics |= {f"ema_{k}": v for k, v in evaluate(ema.module, self.eval_loader, self.eval_settings).items()}
+            metrics |= {f"ema_{k}": v for k, v in evaluate(ema.module, loader, self.eval_settings).items()}
         self.log.write("eval", step=progress.step, epoch=epoch, **metrics)
         is_best = progress.best_value is None or metrics[self.primary] > progress.best_value
         if is_best:
@@ -153,9 +167,9 @@ class Epochs:
         """What the run's automatic choices picked on this machine: precision (and why), and each attention call's
         path under ``auto`` (`bixt.layers.attend.auto_choices`), for the record beside config.yaml."""
         record = {
-            "precision": self.precision.precision,
-            "precision_requested": self.precision.requested,
-            "precision_reason": self.precision.reason,
+            "precision": self.parts.precision.precision,
+            "precision_requested": self.parts.precision.requested,
+            "precision_reason": self.parts.precision.reason,
             "attention_auto": auto_choices(),
         }
         atomic_write(self.run_dir / KERNELS_NAME, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))

@@ -19,11 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from bixt.engine import resume
-from bixt.engine.augment import BatchAugment
 from bixt.engine.builders import (
     build_augment,
     build_ema,
@@ -44,18 +42,17 @@ from bixt.engine.checkpoint import (
 )
 from bixt.engine.compiling import CompiledWithFallback
 from bixt.engine.config import ConfigError, RunConfig, dump_config
-from bixt.engine.distributed import DistInfo, ResumableDistributedSampler, broadcast_string, env_info, init_distributed
-from bixt.engine.epochs import Epochs, resume_command
+from bixt.engine.distributed import DistInfo, broadcast_string, env_info, init_distributed
+from bixt.engine.epochs import Epochs, RunParts, resume_command
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.optim import build_optimizer
 from bixt.engine.preflight import check_config, check_model_takes_data
 from bixt.engine.run_dir import RUN_CONFIG_NAME, RunLock, check_output_dir, check_run_name_free, create_run_dir
 from bixt.engine.schedule import cosine_lr
-from bixt.engine.tasks import declared_inputs, get_task
+from bixt.engine.tasks import Task, declared_inputs, get_task
 from bixt.engine.train import EvalSettings, NonFiniteLossError, StepSettings
 from bixt.fileio import atomic_write
 from bixt.layers.attend import attention_path, get_attention_path
-from bixt.precision import PrecisionChoice
 from bixt.run_metrics import METRICS_NAME
 
 # Draws a run's learning curve: (run directory, primary metric, (step, epoch) where a non-finite loss stopped the run
@@ -72,23 +69,6 @@ class RunResult:
     best_checkpoint: Path | None
     metrics_path: Path
     plot_path: Path | None  # None: no learning_curve was passed
-
-
-@dataclass
-class _Parts:
-    """What a checked run trains with, built before anything is written."""
-
-    model: nn.Module
-    precision: PrecisionChoice
-    train_loader: DataLoader
-    train_sampler: ResumableDistributedSampler
-    eval_loader: DataLoader
-    augments: tuple[BatchAugment | None, BatchAugment | None]  # training, evaluation
-    micro_batch: int
-    steps_per_epoch: int
-    optimizer: torch.optim.Optimizer
-    scaler: torch.amp.GradScaler | None
-    ema: AveragedModel | None
 
 
 class RunFinishedError(ConfigError):
@@ -167,7 +147,7 @@ def _build(
     micro_batch: int,
     train_set: Dataset | None,
     eval_set: Dataset | None,
-) -> tuple[RunConfig, _Parts]:
+) -> tuple[RunConfig, RunParts]:
     """The model, the data and the optimizer; ``config`` comes back with its precision and normalisation statistics
     resolved, so that the saved config evaluates exactly like training did."""
     torch.manual_seed(config.seed)  # identical initial weights on every process
@@ -194,7 +174,7 @@ def _build(
             f"the training set ({len(train_set)} items) is smaller than one global batch ({config.batch_size})"
         )
     check_model_takes_data(model, eval_loader, augments[1], config, device)
-    parts = _Parts(
+    parts = RunParts(
         model=model,
         precision=precision,
         train_loader=train_loader,
@@ -210,7 +190,7 @@ def _build(
     return config, parts
 
 
-def _restore(parts: _Parts, checkpoint: Path | None) -> tuple[Progress, dict | None]:
+def _restore(parts: RunParts, checkpoint: Path | None) -> tuple[Progress, dict | None]:
     """Weights, optimizer, scaler and EMA from a resume's checkpoint; its progress and RNG states (to be set once
     the run writes). A fresh run: progress from zero, no RNG state."""
     if checkpoint is None:
@@ -293,35 +273,14 @@ def _train(
     run_dir: Path,
     info: DistInfo,
     device: torch.device,
-    parts: _Parts,
+    parts: RunParts,
     progress: Progress,
     plan: resume.ResumePlan | None,
     learning_curve: LearningCurve | None,
 ) -> RunResult:
     """The epochs of a checked run whose directory exists, then its result; see :func:`fit`."""
-    model, task = parts.model, get_task(config.task)
-    train_model = model
-    if info.enabled:
-        train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    if config.compile:
-        train_model = CompiledWithFallback(train_model)
-    feed = dict(
-        config=config,
-        task=task,
-        device=device,
-        info=info,
-        padded=config.data.collate == "padded",
-        model_inputs=declared_inputs(model),
-        num_classes=getattr(model, "num_classes", None),
-    )
-    settings = StepSettings(
-        **feed,
-        augment=parts.augments[0],
-        steps_per_epoch=parts.steps_per_epoch,
-        lr_at=_lr_schedule(config, parts.steps_per_epoch),
-        scaler=parts.scaler,
-        ema=parts.ema,
-    )
+    task = get_task(config.task)
+    settings, eval_settings = _settings(config, info, device, parts, task)
     log = MetricLog(run_dir, enabled=info.is_main, tensorboard=config.tensorboard)
     if plan is not None:  # from its checkpoint's step, or from 0 for a run that stopped before its first one
         log.drop_after(progress.step)
@@ -329,18 +288,12 @@ def _train(
         config=config,
         run_dir=run_dir,
         info=info,
-        model=model,
-        train_model=train_model,
-        optimizer=parts.optimizer,
+        parts=parts,
+        train_model=_training_model(parts.model, config, info, device),
         settings=settings,
-        eval_settings=EvalSettings(**feed, augment=parts.augments[1]),
-        train_loader=parts.train_loader,
-        train_sampler=parts.train_sampler,
-        eval_loader=parts.eval_loader,
-        micro_batch=parts.micro_batch,
+        eval_settings=eval_settings,
         progress=progress,
         log=log,
-        precision=parts.precision,
         primary=task.primary_metric,
         last_checkpoint=plan.checkpoint if plan is not None else None,
     )
@@ -365,3 +318,34 @@ def _train(
         metrics_path=run_dir / METRICS_NAME,
         plot_path=draw(run_dir, task.primary_metric, None) if draw is not None else None,
     )
+
+
+def _training_model(model: nn.Module, config: RunConfig, info: DistInfo, device: torch.device) -> nn.Module:
+    """What trains: the model, wrapped in DDP under torchrun and in torch.compile when asked."""
+    if info.enabled:
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return CompiledWithFallback(model) if config.compile else model
+
+
+def _settings(
+    config: RunConfig, info: DistInfo, device: torch.device, parts: RunParts, task: Task
+) -> tuple[StepSettings, EvalSettings]:
+    """How training steps and evaluations feed batches to the model, and what a step needs besides."""
+    feed = dict(
+        config=config,
+        task=task,
+        device=device,
+        info=info,
+        padded=config.data.collate == "padded",
+        model_inputs=declared_inputs(parts.model),
+        num_classes=getattr(parts.model, "num_classes", None),
+    )
+    training = StepSettings(
+        **feed,
+        augment=parts.augments[0],
+        steps_per_epoch=parts.steps_per_epoch,
+        lr_at=_lr_schedule(config, parts.steps_per_epoch),
+        scaler=parts.scaler,
+        ema=parts.ema,
+    )
+    return training, EvalSettings(**feed, augment=parts.augments[1])
