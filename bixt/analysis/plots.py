@@ -34,7 +34,7 @@ def _save(fig: Any, path: str | Path, *, dpi: int) -> Path:
     return path
 
 
-# Axis labels of the primary metrics (bixt.engine.tasks.PRIMARY_METRIC); every one of them is a percentage.
+# Axis labels of the tasks' primary metrics (Task.primary_metric in bixt.engine.tasks); each is a percentage.
 METRIC_LABELS = {
     "top1": "top-1 accuracy (%)",
     "miou": "mean IoU over classes (%)",

@@ -1,8 +1,10 @@
 """The engine: one training epoch and one evaluation, as plain functions (the MAE / DeiT shape).
 
-Everything a step needs that is not the model, the data or the optimizer comes in a :class:`StepSettings`; what
-the loop has done so far lives in a :class:`~bixt.engine.checkpoint.Progress`, updated in place, so that a
-checkpoint written from the ``on_step`` callback can resume exactly here.
+Everything an evaluation needs that is not the model or the data comes in an :class:`EvalSettings` (the task, how
+batches become the model's arguments, precision); a training step's :class:`StepSettings` adds the learning-rate
+schedule, the grad scaler and the EMA. What the loop has done so far lives in a
+:class:`~bixt.engine.checkpoint.Progress`, updated in place, so that a checkpoint written from the ``on_step``
+callback can resume exactly here. Every batch is checked on the way in (``tasks.check_batch``).
 """
 
 from __future__ import annotations
