@@ -7,11 +7,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from bixt.data.collate import IGNORE_INDEX
 from bixt.engine.augment import BatchAugment
 from bixt.engine.config import ConfigError, RunConfig
 from bixt.engine.distributed import DistInfo
-from bixt.engine.tasks import Batch, declared_inputs, get_task, split_batch
+from bixt.engine.tasks import Batch, declared_inputs, get_task, label_beyond, split_batch
 
 
 def check_config(config: RunConfig, info: DistInfo, device: torch.device) -> int:
@@ -44,12 +43,11 @@ def check_targets(config: RunConfig, logits: torch.Tensor, target: torch.Tensor,
     if target.dtype.is_floating_point or target.dtype == torch.bool:
         raise ConfigError(f"task {config.task!r} needs integer labels; data {config.data.name!r} gives {target.dtype}")
     classes = logits.shape[task.class_dim]
-    real = labels[labels != IGNORE_INDEX]
-    if real.numel() and (real.min() < 0 or real.max() >= classes):
+    label = label_beyond(labels, classes)
+    if label is not None:
         raise ConfigError(
-            f"data {config.data.name!r} has label {int(real.max() if real.max() >= classes else real.min())}, but "
-            f"model {config.model.name!r} has {classes} classes (labels 0..{classes - 1}); set "
-            f"model.options.num_classes to the data's class count"
+            f"data {config.data.name!r} has label {label}, but model {config.model.name!r} has {classes} classes "
+            f"(labels 0..{classes - 1}); set model.options.num_classes to the data's class count"
         )
 
 

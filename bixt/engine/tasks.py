@@ -194,6 +194,16 @@ def _arguments(
     return tuple(arguments)
 
 
+def label_beyond(labels: torch.Tensor, num_classes: int) -> int | None:
+    """A label outside 0..num_classes-1 (the largest if one is too large), IGNORE_INDEX aside; None if all fit."""
+    real = labels[labels != IGNORE_INDEX]
+    if real.numel() and real.max() >= num_classes:
+        return int(real.max())
+    if real.numel() and real.min() < 0:
+        return int(real.min())
+    return None
+
+
 def batch_problem(batch: Batch, *, names: tuple[str, ...] | None, num_classes: int | None, what: str) -> str | None:
     """What is wrong with a batch, or None: a non-finite floating-point input, or an integer label (IGNORE_INDEX
     aside) beyond ``num_classes`` (None: not checked). ``what`` names the batch ("evaluation batch 3").
@@ -218,9 +228,8 @@ def batch_problem(batch: Batch, *, names: tuple[str, ...] | None, num_classes: i
                 f"{what} holds NaN or infinite values in input {name!r} of shape {tuple(x.shape)}; expected finite "
                 "numbers: check the data (and augment.mean / augment.std)"
             )
-    real = target[target != IGNORE_INDEX]
-    if labelled and real.numel() and (real.min() < 0 or real.max() >= num_classes):
-        label = int(real.max() if real.max() >= num_classes else real.min())
+    label = label_beyond(target, num_classes) if labelled else None
+    if label is not None:
         return (
             f"{what} has label {label}, but the model has {num_classes} classes (labels 0..{num_classes - 1}); set "
             "model.options.num_classes to the data's class count"
