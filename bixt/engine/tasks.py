@@ -36,9 +36,10 @@ class BatchError(ValueError):
 
 @dataclass
 class Batch:
-    """One batch on the device. inputs: the positional arguments of ``model(...)``; target: labels."""
+    """One batch on the device. inputs: the positional arguments of ``model(...)`` (None where a declared input
+    before a given one has no column, e.g. no category); target: labels."""
 
-    inputs: tuple[torch.Tensor, ...]
+    inputs: tuple[torch.Tensor | None, ...]
     target: torch.Tensor
 
     @property
