@@ -12,15 +12,28 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
+def temporary_path(target: Path) -> Iterator[Path]:
+    """Yield an unused path ``.NAME.*.tmp`` beside ``target``, for the body to create as a file, a directory or a
+    link; whatever is left at that path when the body ends, normally or not, is deleted."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp.rmdir()  # the body creates it as a file, a directory or a link
+    try:
+        yield tmp
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.is_symlink() or tmp.exists():
+            tmp.unlink()
+
+
+@contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; on success rename it onto ``target``, on any error delete it.
 
-    Works for files and directories alike (whatever the body creates at the yielded path).
+    Works for files, directories and links alike (whatever the body creates at the yielded path).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    tmp.rmdir()  # the body creates it as a file or a directory
-    try:
+    with temporary_path(target) as tmp:
         yield tmp
         if target.is_dir() and not target.is_symlink():
             # os.replace cannot overwrite a non-empty directory: move the old one aside first, then drop it.
@@ -31,17 +44,18 @@ def atomic_path(target: Path) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
 
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` for a temporary path beside `path`, then rename the result onto `path`."""
     with atomic_path(Path(path)) as tmp:
         write(tmp)
+
+
+def atomic_symlink(link: Path, points_to: str) -> None:
+    """Make ``link`` a symbolic link to ``points_to``, replacing what was there in one rename (never missing)."""
+    with atomic_path(Path(link)) as tmp:
+        os.symlink(points_to, tmp)
 
 
 class DamagedFileError(ValueError):

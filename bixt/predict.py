@@ -116,9 +116,9 @@ def preprocessing_for(loaded: LoadedModel) -> tuple[Preprocessing, Sequence[str]
         return prep, imagenet_class_names()
     from bixt.engine.checkpoint import STATE_NAME, run_dir_of
     from bixt.engine.config import load_config
-    from bixt.engine.run import CONFIG_NAME
+    from bixt.engine.run_dir import RUN_CONFIG_NAME
 
-    run_config_path = run_dir_of(loaded.checkpoint) / CONFIG_NAME
+    run_config_path = run_dir_of(loaded.checkpoint) / RUN_CONFIG_NAME
     if not (loaded.checkpoint / STATE_NAME).is_file() or not run_config_path.is_file():
         prep = Preprocessing(config.in_chans, config.img_size, None, _identity, "resize only (no run config found)")
         return prep, None
@@ -126,7 +126,7 @@ def preprocessing_for(loaded: LoadedModel) -> tuple[Preprocessing, Sequence[str]
 
 
 def _run_preprocessing(model: nn.Module, run_config) -> tuple[Preprocessing, Sequence[str] | None]:
-    from bixt.engine.run import build_augment, load_split
+    from bixt.engine.builders import build_augment, load_split
     from bixt.engine.tasks import Batch
 
     augment = build_augment(run_config, train=False, num_classes=model.num_classes, device=torch.device("cpu"))

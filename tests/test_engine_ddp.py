@@ -66,3 +66,42 @@ def test_two_process_gloo_run_matches_single_process(tmp_path):
     ):
         assert a["top1"] == pytest.approx(b["top1"]) and a["loss"] == pytest.approx(b["loss"], rel=1e-4)
     assert not (tmp_path / "ddp" / "checkpoints" / "last").resolve().name.startswith(".")
+
+
+_NAN_SCRIPT = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from engine_helpers import tiny_config, tiny_images
+from torch.utils.data import TensorDataset
+from bixt.engine.distributed import shutdown_distributed
+from bixt.engine.run import fit
+from bixt.engine.tasks import BatchError
+
+data = tiny_images()
+images, labels = data.tensors
+broken = images.clone()
+broken[21, 0, 3, 3] = float("nan")  # in one process's shard only
+try:
+    fit(tiny_config({out!r}, "--run_name", "nan"), train_set=data, eval_set=TensorDataset(broken, labels))
+except BatchError as error:
+    print(f"rank {{os.environ['RANK']}}: {{error}}", flush=True)
+    sys.exit(3)
+finally:
+    shutdown_distributed()
+"""
+
+
+@pytest.mark.slow
+def test_a_bad_batch_in_one_process_stops_both(tmp_path):
+    script = tmp_path / "nan.py"
+    script.write_text(_NAN_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+        f"--master_port={_free_port()}", str(script),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)  # a process left waiting: timeout
+    assert done.returncode != 0
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2, done.stdout[-3000:] + done.stderr[-3000:]
+    assert any("holds NaN or infinite values in input 'images'" in line for line in lines)
+    assert any("of another process failed the batch check" in line for line in lines)

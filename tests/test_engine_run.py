@@ -16,6 +16,7 @@ from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F4
 from safetensors.torch import load_file
 
 import bixt.engine.train as engine_train
+from bixt.analysis.plots import plot_run_curve
 from bixt.engine.checkpoint import read_meta, resolve_checkpoint
 from bixt.engine.config import ConfigError
 from bixt.engine.run import fit
@@ -66,7 +67,9 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_best_and_last_checkpoints_and_logs(tmp_path):
     data = tiny_images()
-    result = fit(tiny_config(str(tmp_path), "--run_name", "r"), train_set=data, eval_set=data)
+    result = fit(
+        tiny_config(str(tmp_path), "--run_name", "r"), train_set=data, eval_set=data, learning_curve=plot_run_curve
+    )
     links = tmp_path / "r" / "checkpoints"
     assert (links / "last").resolve() == result.last_checkpoint
     best_meta = read_meta(resolve_checkpoint(tmp_path / "r"))

@@ -12,7 +12,7 @@ from bixt.engine.config import ConfigError, dump_config, load_config, parse_conf
 from bixt.engine.distributed import DistInfo
 from bixt.engine.metrics import ConfusionMetrics, PointSegmentationMetrics, TopKAccuracy
 from bixt.engine.optim import build_optimizer, param_groups
-from bixt.engine.run import check_config
+from bixt.engine.preflight import check_config
 from bixt.engine.schedule import cosine_lr
 
 
@@ -173,11 +173,11 @@ def test_metric_log_drops_steps_after_a_resume_point(tmp_path):
 def test_augment_normalises_then_pads_images():
     from bixt.engine.augment import BatchAugment
     from bixt.engine.config import AugmentSection
-    from bixt.engine.tasks import Batch
+    from bixt.engine.tasks import TASKS, Batch
 
     augment = BatchAugment(
         AugmentSection(image="normalize", pad=2),
-        task="classification",
+        task=TASKS["classification"],
         train=False,
         num_classes=10,
         mean=[0.5],
@@ -188,7 +188,7 @@ def test_augment_normalises_then_pads_images():
     assert out.shape == (3, 1, 32, 32)
     torch.testing.assert_close(out[..., 2:-2, 2:-2], (images - 0.5) / 0.25)
     assert out[..., :2, :].abs().sum() == 0 and out[..., :, -2:].abs().sum() == 0
-    points_augment = BatchAugment(AugmentSection(pad=2), task="classification", train=True, num_classes=10)
+    points_augment = BatchAugment(AugmentSection(pad=2), task=TASKS["classification"], train=True, num_classes=10)
     with pytest.raises(ValueError, match="image batches"):
         points_augment(Batch((torch.rand(3, 100, 2),), torch.zeros(3, dtype=torch.long)))
 
@@ -196,11 +196,11 @@ def test_augment_normalises_then_pads_images():
 def test_augment_resizes_images_before_normalising():
     from bixt.engine.augment import BatchAugment
     from bixt.engine.config import AugmentSection
-    from bixt.engine.tasks import Batch
+    from bixt.engine.tasks import TASKS, Batch
 
     augment = BatchAugment(
         AugmentSection(image="normalize", resize=56),
-        task="classification",
+        task=TASKS["classification"],
         train=False,
         num_classes=10,
         mean=[0.5],
@@ -212,4 +212,4 @@ def test_augment_resizes_images_before_normalising():
     # A 2x bilinear upsampling keeps the mean of each image; normalisation then acts on the resized image.
     torch.testing.assert_close(out.mean(dim=(2, 3)), (images.mean(dim=(2, 3)) - 0.5) / 0.25, atol=1e-3, rtol=0)
     with pytest.raises(ValueError, match=r"augment\.resize"):
-        BatchAugment(AugmentSection(resize=0), task="classification", train=False, num_classes=10)
+        BatchAugment(AugmentSection(resize=0), task=TASKS["classification"], train=False, num_classes=10)

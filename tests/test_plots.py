@@ -13,7 +13,8 @@ from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F4
 
 import bixt.engine.train as engine_train
 from bixt.analysis import plots
-from bixt.engine.run import PLOT_NAME, fit
+from bixt.analysis.plots import PLOT_NAME, plot_run_curve
+from bixt.engine.run import fit
 from bixt.engine.train import NonFiniteLossError
 
 pytest.importorskip("matplotlib")
@@ -65,7 +66,12 @@ def test_a_run_stopped_by_a_nan_loss_writes_its_learning_curve(tmp_path: Path, m
     monkeypatch.setattr(engine_train, "compute_loss", nan_at_step_5)
     data = tiny_images()
     with pytest.raises(NonFiniteLossError) as error:
-        fit(tiny_config(str(tmp_path), "--run_name", "nan"), train_set=data, eval_set=data)
+        fit(
+            tiny_config(str(tmp_path), "--run_name", "nan"),
+            train_set=data,
+            eval_set=data,
+            learning_curve=plot_run_curve,
+        )
     plot = tmp_path / "nan" / PLOT_NAME
     assert plot.read_bytes()[:8] == PNG
     assert f"learning curve up to here: {plot}" in str(error.value)

@@ -10,7 +10,8 @@ from engine_helpers import restore_threads, tiny_config, tiny_images  # noqa: F4
 
 import bixt.precision as precision_module
 from bixt.engine.config import load_config
-from bixt.engine.run import KERNELS_NAME, fit
+from bixt.engine.epochs import KERNELS_NAME
+from bixt.engine.run import fit
 from bixt.precision import autocast_for, cpu_bf16_units, matmul_width, resolve_precision
 
 

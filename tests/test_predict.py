@@ -16,9 +16,10 @@ import bixt
 from bixt.cli import main as cli
 from bixt.data import is_fetched
 from bixt.data.images import FASHION_MNIST_CLASSES
+from bixt.engine.builders import build_augment, load_split
 from bixt.engine.checkpoint import resolve_checkpoint
 from bixt.engine.config import load_config
-from bixt.engine.run import CONFIG_NAME, build_augment, load_split
+from bixt.engine.run_dir import RUN_CONFIG_NAME
 from bixt.engine.tasks import Batch
 from bixt.predict import imagenet_class_names
 
@@ -42,7 +43,7 @@ def fashion_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.network_data
 def test_a_run_predicts_with_its_own_preprocessing_and_class_names(fashion_run: Path, tmp_path: Path, capsys) -> None:
-    config = load_config(fashion_run / CONFIG_NAME)
+    config = load_config(fashion_run / RUN_CONFIG_NAME)
     test_set = load_split(config, "test", 3)
     folder = tmp_path / "images"
     folder.mkdir()

@@ -178,7 +178,7 @@ from engine_helpers import tiny_config, tiny_images
 from bixt.engine.run import fit
 
 where, step = sys.argv[1], int(sys.argv[2])
-real_replace, real_link = checkpoint.os.replace, checkpoint._replace_link
+real_replace, real_link = checkpoint.os.replace, checkpoint.atomic_symlink
 
 meta_replaced = []
 
@@ -191,13 +191,13 @@ def replace(src, dst):
             os._exit(9)
     return real_replace(src, dst)
 
-def link(directory, name, target):
+def link(path, points_to):
     # After the new checkpoint is renamed into place, before `last` points at it.
-    if where == "link" and target == "step-%08d" % step:
+    if where == "link" and points_to == "step-%08d" % step:
         os._exit(9)
-    return real_link(directory, name, target)
+    return real_link(path, points_to)
 
-checkpoint.os.replace, checkpoint._replace_link = replace, link
+checkpoint.os.replace, checkpoint.atomic_symlink = replace, link
 data = tiny_images()
 fit(tiny_config({out!r}, "--run_name", "died", "--checkpoint_every_steps", "1"), train_set=data, eval_set=data)
 """

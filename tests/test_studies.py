@@ -88,8 +88,8 @@ def test_every_declared_study_loads_and_plans_unique_run_directories(tmp_path: P
 
 def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypatch) -> None:
     from bixt.bench.cost import count_cost
+    from bixt.engine.builders import build_model
     from bixt.engine.config import parse_config
-    from bixt.engine.run import build_model
 
     monkeypatch.chdir(ROOT)
     study = load_study("attention-types")

@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from bixt.engine.metric_log import read_metrics
 from bixt.fileio import atomic_write
+from bixt.run_metrics import METRICS_NAME, read_metrics
+
+PLOT_NAME = "learning_curve.png"  # a run's learning curve, beside its metrics.jsonl
 
 
 def _pyplot(purpose: str, extra: str) -> Any:
@@ -32,7 +34,7 @@ def _save(fig: Any, path: str | Path, *, dpi: int) -> Path:
     return path
 
 
-# Axis labels of the primary metrics (bixt.engine.tasks.PRIMARY_METRIC); every one of them is a percentage.
+# Axis labels of the tasks' primary metrics (Task.primary_metric in bixt.engine.tasks); each is a percentage.
 METRIC_LABELS = {
     "top1": "top-1 accuracy (%)",
     "miou": "mean IoU over classes (%)",
@@ -76,6 +78,12 @@ def plot_learning_curve(
         return _save(fig, out_path, dpi=100)
     finally:
         plt.close(fig)
+
+
+def plot_run_curve(run_dir: Path, primary: str, stopped_at: tuple[int, float] | None = None) -> Path:
+    """A run directory's learning curve, drawn from its metrics.jsonl into ``run_dir/learning_curve.png`` (what
+    ``bixt train`` passes to ``bixt.engine.run.fit`` as ``learning_curve``)."""
+    return plot_learning_curve(run_dir / METRICS_NAME, run_dir / PLOT_NAME, primary=primary, stopped_at=stopped_at)
 
 
 def _plain_number(value: float, only: tuple[int, ...] | None = None) -> str:

@@ -10,9 +10,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from bixt.engine.builders import build_augment, build_model, load_split
 from bixt.engine.checkpoint import CHECKPOINTS, load_weights, read_meta, resolve_checkpoint, run_dir_of
 from bixt.engine.config import RunConfig, load_config
-from bixt.engine.run import CONFIG_NAME, build_augment, build_model, load_split
+from bixt.engine.run_dir import RUN_CONFIG_NAME
 from bixt.engine.tasks import Batch
 
 
@@ -28,7 +29,7 @@ class EvalImages:
 def run_config(path: str | os.PathLike) -> tuple[Path, RunConfig]:
     """The run directory of a run or checkpoint path, and its saved config."""
     run_dir = run_dir_of(resolve_checkpoint(path, prefer="last"))
-    return run_dir, load_config(run_dir / CONFIG_NAME)
+    return run_dir, load_config(run_dir / RUN_CONFIG_NAME)
 
 
 def epoch_checkpoints(run_dir: Path) -> list[tuple[int, Path]]:

@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ema", action="store_true", help="evaluate the EMA weights instead of the raw weights")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the run's)")
     args = parser.parse_args(argv)
-
+    # The engine is imported only for a real evaluation: `bixt eval --help` must not import torch.
     from bixt.engine.config import ConfigError
     from bixt.engine.evaluation import evaluate_checkpoint
 

@@ -29,22 +29,25 @@ def main(argv: list[str]) -> int:
 
         print_help()
         return 0
+    # The engine and the plots are imported only for a real run: `bixt train --help` must not import torch.
+    from bixt.analysis.plots import plot_run_curve
     from bixt.engine.distributed import env_info, shutdown_distributed
     from bixt.engine.interrupt import TrainingInterrupted
     from bixt.engine.resume import parse_train_args
     from bixt.engine.run import RunFinishedError, fit
+    from bixt.engine.tasks import BatchError
     from bixt.engine.train import NonFiniteLossError
 
     try:
         config = parse_train_args(argv)
-        result = fit(config, name_hint=_recipe_name(argv))
+        result = fit(config, name_hint=_recipe_name(argv), learning_curve=plot_run_curve)
     except RunFinishedError as error:
         print(f"bixt train: {error}", file=sys.stderr)
         return 0
     except ConfigError as error:
         print(f"bixt train: {error}", file=sys.stderr)
         return 2
-    except NonFiniteLossError as error:
+    except (NonFiniteLossError, BatchError) as error:  # the data went wrong during training
         print(f"bixt train: {error}", file=sys.stderr)
         return 1
     except TrainingInterrupted as error:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-IGNORE_INDEX = -100
+IGNORE_INDEX = -100  # the label of padding positions, which losses and metrics skip (the engine's one definition)
 
 
 def pad_sequences(sequences: Sequence[torch.Tensor], pad_value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:

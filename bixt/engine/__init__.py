@@ -19,7 +19,11 @@ _EXPORTS = {
     "RunResult": "bixt.engine.run",
     "fit": "bixt.engine.run",
     "cosine_lr": "bixt.engine.schedule",
+    "TASKS": "bixt.engine.tasks",
+    "Task": "bixt.engine.tasks",
+    "EvalSettings": "bixt.engine.train",
     "NonFiniteLossError": "bixt.engine.train",
+    "StepSettings": "bixt.engine.train",
     "evaluate": "bixt.engine.train",
     "train_one_epoch": "bixt.engine.train",
 }

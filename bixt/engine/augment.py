@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bixt.data import transforms
 from bixt.engine.config import AugmentSection
-from bixt.engine.tasks import Batch
+from bixt.engine.tasks import TASKS, Batch, Task
 
 
 class BatchAugment(nn.Module):
@@ -24,15 +25,14 @@ class BatchAugment(nn.Module):
         self,
         config: AugmentSection,
         *,
-        task: str,
+        task: Task,
         train: bool,
         num_classes: int,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        from bixt.data import transforms
-
+        config.check()
         self.image: nn.Module | None = None
         if config.image == "normalize":
             if mean is None or std is None:
@@ -49,15 +49,12 @@ class BatchAugment(nn.Module):
                 else transforms.eval_image_transform(config.image_size, **kwargs)
             )
         self.normalize = config.image == "normalize"
-        if config.resize is not None and config.resize < 1:
-            raise ValueError(f"augment.resize must be a size in pixels >= 1 (or None), got {config.resize}")
         self.resize = config.resize
-        if config.pad < 0:
-            raise ValueError(f"augment.pad must be a number of pixels >= 0, got {config.pad}")
         self.pad = config.pad
         use_mixup = train and (config.mixup_alpha > 0 or config.cutmix_alpha > 0)
-        if use_mixup and task != "classification":
-            raise ValueError(f"mixup / cutmix apply to classification only, not to task {task!r}")
+        if use_mixup and not task.mixes_batches:
+            mixing = ", ".join(name for name, other in TASKS.items() if other.mixes_batches)
+            raise ValueError(f"mixup / cutmix apply to {mixing} only, not to task {task.name!r}")
         self.mixup = (
             transforms.MixupCutmix(
                 num_classes,

@@ -23,7 +23,6 @@ import os
 import pickle
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from bixt.fileio import DamagedFileError, atomic_write, check_sha256, sha256_file
+from bixt.fileio import DamagedFileError, atomic_symlink, atomic_write, check_sha256, sha256_file, temporary_path
 from bixt.models.serialization import WEIGHTS_NAME, load_state_checked, load_weights_file, read_json
 
 CHECKPOINTS = "checkpoints"
@@ -77,13 +76,6 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _replace_link(directory: Path, name: str, target: str) -> None:
-    tmp = directory / f".{name}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    os.symlink(target, tmp)
-    os.replace(tmp, directory / name)
-
-
 def save_checkpoint(
     run_dir: Path,
     *,
@@ -99,11 +91,9 @@ def save_checkpoint(
     directory = run_dir / CHECKPOINTS
     directory.mkdir(parents=True, exist_ok=True)
     name = f"step-{progress.step:08d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=directory))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; a checkpoint is as shareable as any directory
+    final = directory / name
+    with temporary_path(final) as tmp:  # a killed save leaves .step-N.*.tmp, which resume removes
+        tmp.mkdir()
         model.save_pretrained(tmp)
         if ema is not None:
             save_file({k: v.detach().contiguous() for k, v in ema.module.state_dict().items()}, tmp / EMA_NAME)
@@ -117,17 +107,13 @@ def save_checkpoint(
         torch.save(state, tmp / STATE_NAME)
         checksums = {name: sha256_file(tmp / name) for name in (EMA_NAME, STATE_NAME) if (tmp / name).is_file()}
         (tmp / META_NAME).write_text(json.dumps({**asdict(progress), "sha256": checksums}, indent=2))
-        final = directory / name
         if final.is_dir():
             _replace_same_step(tmp, final)
         else:
             os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _replace_link(directory, "last", name)
+    atomic_symlink(directory / "last", name)
     if is_best:
-        _replace_link(directory, "best", name)
+        atomic_symlink(directory / "best", name)
     _prune(directory, keep)
     return final
 

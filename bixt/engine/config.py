@@ -2,8 +2,9 @@
 
 A recipe is a YAML file whose keys mirror :class:`RunConfig`; every field can be overridden on the command line with
 its dotted name (``--optim.lr 3e-4 --schedule.epochs 5``). Unknown keys and ill-typed values are rejected before
-anything is built; the error lists the valid keys. The fully resolved config is written into every run directory and
-is what ``bixt eval`` reads back.
+anything is built; the error lists the valid keys. Each section checks its own ranges (``check()``), and
+:meth:`RunConfig.check` runs them all. The fully resolved config is written into every run directory and is what
+``bixt eval`` reads back.
 """
 
 from __future__ import annotations
@@ -16,15 +17,21 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-
-Task = Literal["classification", "retrieval", "semantic_segmentation", "part_segmentation"]
 
 
 class ConfigError(ValueError):
     """A configuration that cannot work: raised before any training starts."""
+
+
+def _at_least(minimum: int, values: dict[str, float | None]) -> None:
+    """Each value is >= ``minimum`` (or left unset: None); NaN fails too."""
+    for name, value in values.items():
+        if value is not None and not value >= minimum:
+            unset = " (or left unset)" if minimum == 1 else ""
+            raise ConfigError(f"{name} must be >= {minimum}{unset}, got {value}")
 
 
 @dataclass
@@ -50,6 +57,10 @@ class DataSection:
     num_workers: int = 0  # DataLoader worker processes (0: load in the training process)
     collate: Literal["stack", "padded"] = "stack"  # padded: ragged sequences / pairs through bixt.data.collate
 
+    def check(self) -> None:
+        _at_least(1, {"data.train_limit": self.train_limit, "data.eval_limit": self.eval_limit})
+        _at_least(0, {"data.num_workers": self.num_workers})
+
 
 @dataclass
 class AugmentSection:
@@ -69,6 +80,15 @@ class AugmentSection:
     points: bool = False  # random scale / shift / rotation / jitter of point clouds
     point_coords: int = 3  # how many leading point channels are coordinates (2 for image point sets)
 
+    def check(self) -> None:
+        _at_least(1, {"augment.image_size": self.image_size})
+        _at_least(0, {"augment.pad": self.pad, "augment.mixup_alpha": self.mixup_alpha})
+        _at_least(0, {"augment.cutmix_alpha": self.cutmix_alpha})
+        if self.resize is not None and self.resize < 1:
+            raise ConfigError(f"augment.resize must be a size in pixels >= 1 (or None), got {self.resize}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"augment.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
 
 @dataclass
 class OptimSection:
@@ -81,6 +101,16 @@ class OptimSection:
     eps: float = 1e-8  # Adam denominator term (> 0)
     clip_grad_norm: float | None = None  # clip the global gradient norm (None: off); lamb also clips at 1.0
 
+    def check(self) -> None:
+        _at_least(0, {"optim.weight_decay": self.weight_decay})
+        clip = self.clip_grad_norm
+        if not self.lr > 0 or not self.eps > 0 or (clip is not None and not clip > 0):
+            raise ConfigError(
+                f"optim.lr, optim.eps and optim.clip_grad_norm must be > 0, got {self.lr}, {self.eps}, {clip}"
+            )
+        if not all(0 <= beta < 1 for beta in self.betas):
+            raise ConfigError(f"optim.betas must be in [0, 1), got {self.betas}")
+
 
 @dataclass
 class ScheduleSection:
@@ -92,12 +122,22 @@ class ScheduleSection:
     min_lr: float = 1e-5  # floor (>= 0) the cosine decays to
     per: Literal["step", "epoch"] = "step"  # the paper steps per epoch; per step is smoother for short runs
 
+    def check(self) -> None:
+        if self.epochs < 1 or not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError(
+                f"need schedule.epochs >= 1 and 0 <= warmup_epochs <= epochs, got {self.epochs} and "
+                f"{self.warmup_epochs}"
+            )
+        _at_least(0, {"schedule.warmup_lr": self.warmup_lr, "schedule.min_lr": self.min_lr})
+
 
 @dataclass
 class RunConfig:
     """Everything that defines a training run. ``batch_size`` is global: over processes and accumulation steps."""
 
-    task: Task = "classification"  # what the labels are: per item, per pair, per pixel or per point
+    # what the labels are: a task of bixt.engine.tasks.TASKS (classification, retrieval, semantic_segmentation,
+    # part_segmentation: per item, per pair, per pixel or per point)
+    task: str = "classification"
     loss: Literal["ce", "bce"] = "ce"  # bce: binary cross-entropy with logits on (soft) one-hot targets
     model: ModelSection = field(default_factory=ModelSection)  # see the model group
     data: DataSection = field(default_factory=DataSection)  # see the data group
@@ -110,6 +150,9 @@ class RunConfig:
     # auto: bf16 autocast where the hardware makes it pay, else fp32 (bixt.precision); fp16 (grad scaler) needs a GPU
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the model
+    # the attention path to train with (bixt.layers.attend: auto, explicit, fused, chunked, triton); unset: the one in
+    # force ($BIXT_ATTN, else auto), which the run records here in its saved config
+    attention: str | None = None
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
     seed: int = 42  # initial weights, data order and augmentation
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
@@ -124,6 +167,41 @@ class RunConfig:
     log_every_steps: int = 50  # a train record in metrics.jsonl every N steps
     progress: bool = True  # rank 0: a tqdm bar on a terminal, else a line every log_every_steps steps (or minute)
     tensorboard: bool = False  # also log to <run>/tensorboard (needs the tensorboard package)
+
+    def check(self) -> None:
+        """ConfigError for a value that makes a run meaningless, named with the range it needs (what needs the
+        device, the processes or the data is checked by the run: bixt.engine.preflight)."""
+        from bixt.engine.tasks import get_task  # torch: `bixt train --help` reads this module without it
+        from bixt.layers.attend import AttentionPath
+
+        get_task(self.task)
+        if self.attention is not None and self.attention not in get_args(AttentionPath):
+            raise ConfigError(
+                f"attention must be one of {', '.join(map(repr, get_args(AttentionPath)))} (or unset), got "
+                f"{self.attention!r}"
+            )
+        if self.batch_size < 1 or self.grad_accum_steps < 1:
+            raise ConfigError(
+                f"batch_size and grad_accum_steps must be >= 1, got {self.batch_size}, {self.grad_accum_steps}"
+            )
+        self.schedule.check()
+        _at_least(
+            1,
+            {
+                "eval_every_epochs": self.eval_every_epochs,
+                "log_every_steps": self.log_every_steps,
+                "keep_checkpoints": self.keep_checkpoints,
+                "eval_batch_size": self.eval_batch_size,
+                "max_steps": self.max_steps,
+                "checkpoint_every_steps": self.checkpoint_every_steps,
+                "threads": self.threads,
+            },
+        )
+        self.data.check()
+        self.augment.check()
+        self.optim.check()
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
 
 
 def _field_comments(cls: type) -> dict[str, str]:
@@ -166,7 +244,7 @@ def key_types() -> dict[str, Any]:
 
 
 def _parser():
-    from jsonargparse import ActionConfigFile, ArgumentParser
+    from jsonargparse import ActionConfigFile, ArgumentParser  # optional: the `train` extra
 
     parser = ArgumentParser(
         prog="bixt train",
@@ -238,7 +316,7 @@ def _check_recipe_files(argv: list[str]) -> None:
 
 def _explain(error: Exception, argv: list[str]) -> ConfigError:
     """The real problem first, in this project's words where jsonargparse's are long, and a short "did you mean"."""
-    from bixt.models.config_checks import describe_type
+    from bixt.models.config_checks import describe_type  # bixt.models imports torch: only for an error message
 
     message = str(error).strip()
     typed = re.match(r'Parser key "([\w.]+)":', message)
@@ -272,12 +350,11 @@ def parse_config(argv: list[str]) -> RunConfig:
         if isinstance(error, SystemExit):
             raise
         raise _explain(error, argv) from error
-    return _from_namespace(config)
+    config = RunConfig(**{f.name: getattr(config, f.name) for f in dataclasses.fields(RunConfig)})
+    from bixt.engine.tasks import get_task  # torch: `bixt train --help` reads this module without it
 
-
-def _from_namespace(namespace: Any) -> RunConfig:
-    fields = {f.name: getattr(namespace, f.name) for f in dataclasses.fields(RunConfig)}
-    return RunConfig(**fields)
+    get_task(config.task)  # a name the registry lacks fails like any ill-typed value; ranges are the run's to check
+    return config
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -7,13 +7,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bixt.engine.builders import build_augment, load_split, make_loader, resolve_device, resolve_run_precision
 from bixt.engine.checkpoint import load_weights, read_meta, resolve_checkpoint, run_dir_of
 from bixt.engine.config import ConfigError, load_config
 from bixt.engine.distributed import env_info, init_distributed
-from bixt.engine.run import CONFIG_NAME, build_augment, load_split, make_loader, resolve_device
-from bixt.engine.tasks import takes_mask
-from bixt.engine.train import StepSettings, evaluate
-from bixt.precision import matmul_width, resolve_precision
+from bixt.engine.run_dir import RUN_CONFIG_NAME
+from bixt.engine.tasks import declared_inputs, get_task
+from bixt.engine.train import EvalSettings, evaluate
+from bixt.models.serialization import from_pretrained
 
 
 @dataclass
@@ -35,10 +36,8 @@ def evaluate_checkpoint(
     ema: bool = False,
     device: str | None = None,
 ) -> EvalReport:
-    from bixt.models.serialization import from_pretrained
-
     checkpoint = resolve_checkpoint(path, prefer="best")
-    config_path = run_dir_of(checkpoint) / CONFIG_NAME
+    config_path = run_dir_of(checkpoint) / RUN_CONFIG_NAME
     if not config_path.is_file():
         raise ConfigError(f"{config_path} not found: the checkpoint must sit in its run directory")
     config = load_config(config_path)
@@ -52,22 +51,20 @@ def evaluate_checkpoint(
     if ema:
         load_weights(model, checkpoint, ema=True)
     # a run's saved config holds the precision it resolved; `auto` (a config written by hand) is resolved here alike
-    config = dataclasses.replace(
-        config, precision=resolve_precision(config.precision, torch_device, width=matmul_width(model)).precision
-    )
+    config = dataclasses.replace(config, precision=resolve_run_precision(config, torch_device, model).precision)
     split = split or config.data.eval_split
     dataset = load_split(config, split, limit if limit is not None else config.data.eval_limit)
     loader, _ = make_loader(
         dataset, config, info, train=False, batch_size=batch_size or config.eval_batch_size or config.batch_size
     )
-    settings = StepSettings(
+    settings = EvalSettings(
         config=config,
+        task=get_task(config.task),
         device=torch_device,
         info=info,
-        steps_per_epoch=1,
-        lr_at=lambda step: 0.0,
         padded=config.data.collate == "padded",
-        mask_to_model=takes_mask(model),
+        model_inputs=declared_inputs(model),
+        num_classes=getattr(model, "num_classes", None),
         augment=build_augment(config, train=False, num_classes=getattr(model, "num_classes", 0), device=torch_device),
     )
     metrics = evaluate(model, loader, settings)

@@ -1,4 +1,5 @@
-"""Where a run's numbers go: JSON lines (always), TensorBoard (optional), the console; rank 0 only."""
+"""Where a run's numbers go: JSON lines (always) and TensorBoard (optional), from rank 0 only. (The console's
+progress lines are ``bixt.engine.progress``; the file's format and reader are ``bixt.run_metrics``.)"""
 
 from __future__ import annotations
 
@@ -8,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bixt.fileio import atomic_write
-
-METRICS_NAME = "metrics.jsonl"
+from bixt.run_metrics import METRICS_NAME, read_metrics
 
 
 class MetricLog:
@@ -52,14 +52,3 @@ class MetricLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl file, skipping a torn last line (a run killed mid-write)."""
-    records = []
-    for line in path.read_text().splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-IGNORE_INDEX = -100  # the padding label of bixt.data.collate
+from bixt.data.collate import IGNORE_INDEX
 
 
 class Metric:

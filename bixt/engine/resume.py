@@ -17,7 +17,7 @@ from typing import Any
 
 from bixt.engine.checkpoint import is_complete, resolve_checkpoint, run_dir_of
 from bixt.engine.config import ConfigError, RunConfig, config_to_dict, load_config, parse_config
-from bixt.engine.run_dir import CONFIG_NAME
+from bixt.engine.run_dir import RUN_CONFIG_NAME
 
 RESUMES_NAME = "resumes.jsonl"
 
@@ -36,6 +36,7 @@ SAFE_ON_RESUME = (
     "threads",
     "device",
     "compile",
+    "attention",
     "data.num_workers",
     "data.fetch",
     "data.cache_dir",
@@ -43,8 +44,9 @@ SAFE_ON_RESUME = (
     "run_name",
     "output_dir",
 )
-# Filled in by the first run when left empty (normalisation statistics): empty on resume means "as saved".
-_RESOLVED_BY_THE_RUN = ("augment.mean", "augment.std")
+# Filled in by the first run when left empty (normalisation statistics, the attention path in force): empty on
+# resume means "as saved".
+_RESOLVED_BY_THE_RUN = ("augment.mean", "augment.std", "attention")
 # Resolved by the first run when "auto" (saved as what it chose): "auto" on resume means "as saved", so that a run
 # resumed on another machine keeps the precision its checkpoints were trained in.
 _AUTO_RESOLVED_BY_THE_RUN = ("precision",)
@@ -71,11 +73,11 @@ def _resume_value(argv: list[str]) -> str | None:
 
 def _saved_config_path(resume: str) -> Path:
     path = Path(resume)
-    if (path / CONFIG_NAME).is_file():  # a run directory
-        return path / CONFIG_NAME
+    if (path / RUN_CONFIG_NAME).is_file():  # a run directory
+        return path / RUN_CONFIG_NAME
     if is_complete(path):  # a checkpoint directory inside its run: RUN/checkpoints/step-N
-        return run_dir_of(path) / CONFIG_NAME
-    return path / CONFIG_NAME  # missing: plan() says why
+        return run_dir_of(path) / RUN_CONFIG_NAME
+    return path / RUN_CONFIG_NAME  # missing: plan() says why
 
 
 def parse_train_args(argv: list[str]) -> RunConfig:
@@ -125,11 +127,11 @@ def plan(config: RunConfig) -> ResumePlan:
     try:
         checkpoint: Path | None = resolve_checkpoint(path, prefer="last")
     except FileNotFoundError as error:
-        if not (path / CONFIG_NAME).is_file():
+        if not (path / RUN_CONFIG_NAME).is_file():
             raise ConfigError(f"cannot resume from {path}: {error}") from error
         checkpoint = None  # a run that stopped before its first checkpoint: it starts again from step 0
     run_dir = run_dir_of(checkpoint) if checkpoint is not None else path.resolve()
-    saved_path = run_dir / CONFIG_NAME
+    saved_path = run_dir / RUN_CONFIG_NAME
     saved = None
     if saved_path.is_file():
         saved = load_config(saved_path)

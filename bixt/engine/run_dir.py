@@ -16,7 +16,7 @@ from typing import IO
 
 from bixt.engine.config import ConfigError
 
-CONFIG_NAME = "config.yaml"  # the run's fully resolved config, which `bixt eval` and `--resume` read back
+RUN_CONFIG_NAME = "config.yaml"  # the run's fully resolved config, which `bixt eval` and `--resume` read back
 LOCK_NAME = ".lock"
 MAX_SUFFIX = 1000  # NAME-2 ... NAME-999: far more runs of one recipe per second than anyone starts
 

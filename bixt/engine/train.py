@@ -1,8 +1,10 @@
 """The engine: one training epoch and one evaluation, as plain functions (the MAE / DeiT shape).
 
-Everything a step needs that is not the model, the data or the optimizer comes in a :class:`StepSettings`; what
-the loop has done so far lives in a :class:`~bixt.engine.checkpoint.Progress`, updated in place, so that a
-checkpoint written from the ``on_step`` callback can resume exactly here.
+Everything an evaluation needs that is not the model or the data comes in an :class:`EvalSettings` (the task, how
+batches become the model's arguments, precision); a training step's :class:`StepSettings` adds the learning-rate
+schedule, the grad scaler and the EMA. What the loop has done so far lives in a
+:class:`~bixt.engine.checkpoint.Progress`, updated in place, so that a checkpoint written from the ``on_step``
+callback can resume exactly here. Every batch is checked on the way in (``tasks.check_batch``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,7 +24,7 @@ from bixt.engine.distributed import DistInfo, all_reduce_sum
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.metrics import MeanLoss
 from bixt.engine.progress import EpochProgress
-from bixt.engine.tasks import build_metrics, compute_loss, dense_logits, split_batch
+from bixt.engine.tasks import Batch, Task, check_batch, compute_loss, split_batch
 from bixt.precision import autocast_for
 
 
@@ -45,16 +48,26 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-@dataclass
-class StepSettings:
-    config: RunConfig
+@dataclass(kw_only=True)
+class EvalSettings:
+    """What evaluating needs besides the model and the data."""
+
+    config: RunConfig  # precision and the loss's options
+    task: Task
     device: torch.device
     info: DistInfo
+    padded: bool  # batches come from the padded collate: (input, mask, target, *extra)
+    model_inputs: tuple[str, ...] | None  # the model's declared forward arguments (tasks.declared_inputs)
+    num_classes: int | None  # the model's; integer labels are checked against it (None: not checked)
+    augment: BatchAugment | None = None
+
+
+@dataclass(kw_only=True)
+class StepSettings(EvalSettings):
+    """What a training step needs besides the model, the data and the optimizer."""
+
     steps_per_epoch: int  # optimizer steps per epoch
     lr_at: Callable[[int], float]  # optimizer step -> learning rate
-    padded: bool  # batches come from the padded collate: (input, mask, target, *extra)
-    mask_to_model: bool  # the model takes the padding mask as its second argument
-    augment: BatchAugment | None = None
     scaler: torch.amp.GradScaler | None = None
     ema: torch.optim.swa_utils.AveragedModel | None = None
 
@@ -62,6 +75,22 @@ class StepSettings:
 def autocast(config: RunConfig, device: torch.device) -> contextlib.AbstractContextManager:
     """bf16 autocast on CPU or GPU, fp16 on GPU; a no-op for fp32; ``auto`` resolved for the device."""
     return autocast_for(config.precision, device)
+
+
+def _prepare(raw: Any, settings: EvalSettings, what: str) -> Batch:
+    """A loader's batch -> checked model inputs and target, augmented. The check (``tasks.check_batch``: finite
+    inputs, labels within the classes) runs before the augmentation, whose mixup would fail on a label beyond the
+    classes. Its cost on the main job (configs/fashion-mnist.yaml, batches of 256 fp32 1x28x28 images): 55 us per
+    batch on one AMD EPYC (Zen 4) core, against 0.25 s per training step there (0.02 %), measured with
+      python -m timeit -s "import torch; from bixt.engine.tasks import Batch, check_batch; torch.set_num_threads(1);
+        b = Batch((torch.rand(256, 1, 28, 28),), torch.randint(0, 10, (256,)))" \
+        "check_batch(b, names=('images',), num_classes=10, what='x', distributed=False)"
+    and `bixt train -c configs/fashion-mnist.yaml --max_steps 40 --threads 1 --log_every_steps 10` (the times in
+    its metrics.jsonl)."""
+    batch = split_batch(raw, padded=settings.padded, inputs=settings.model_inputs, device=settings.device)
+    names, distributed = settings.model_inputs, settings.info.enabled
+    check_batch(batch, names=names, num_classes=settings.num_classes, what=what, distributed=distributed)
+    return settings.augment(batch) if settings.augment is not None else batch
 
 
 def _is_finite(loss: torch.Tensor, info: DistInfo) -> bool:
@@ -103,9 +132,7 @@ def train_one_epoch(
     for raw in loader:
         if progress.batch_in_epoch >= micro_total:
             break
-        batch = split_batch(raw, padded=settings.padded, mask_to_model=settings.mask_to_model, device=device)
-        if settings.augment is not None:
-            batch = settings.augment(batch)
+        batch = _prepare(raw, settings, f"training batch {progress.batch_in_epoch + 1} of epoch {progress.epoch + 1}")
         first_micro = progress.batch_in_epoch % accum == 0
         last_micro = (progress.batch_in_epoch + 1) % accum == 0
         if first_micro:
@@ -115,7 +142,7 @@ def train_one_epoch(
         sync = contextlib.nullcontext() if last_micro or not settings.info.enabled else model.no_sync()
         with sync:
             with autocast(config, device):
-                loss = compute_loss(config, model(*batch.inputs), batch.target)
+                loss = compute_loss(settings.task, config, model(*batch.inputs), batch.target)
             if not _is_finite(loss, settings.info):
                 raise NonFiniteLossError(loss.item(), progress)
             scaled = loss / accum
@@ -164,22 +191,19 @@ def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, settings
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable, settings: StepSettings) -> dict[str, float]:
+def evaluate(model: nn.Module, loader: Iterable, settings: EvalSettings) -> dict[str, float]:
     """Metrics of ``model`` over ``loader`` (this process's shard), summed over processes: loss plus the task's."""
-    config, device = settings.config, settings.device
+    config, device, task = settings.config, settings.device, settings.task
     model.eval()
     metrics, mean_loss = None, MeanLoss()
-    for raw in loader:
-        batch = split_batch(raw, padded=settings.padded, mask_to_model=settings.mask_to_model, device=device)
-        if settings.augment is not None:
-            batch = settings.augment(batch)
+    for index, raw in enumerate(loader, 1):
+        batch = _prepare(raw, settings, f"evaluation batch {index}")
         with autocast(config, device):
             logits = model(*batch.inputs)
-            loss = compute_loss(config, logits, batch.target, training=False)
-        logits = dense_logits(config.task, logits.float(), batch.target)
+            loss = compute_loss(task, config, logits, batch.target, training=False)
+        logits = task.at_target_size(logits.float(), batch.target)
         if metrics is None:  # the class count comes from the model's output
-            class_dim = -1 if config.task == "part_segmentation" else 1
-            metrics = build_metrics(config.task, logits.shape[class_dim])
+            metrics = task.metrics(logits.shape[task.class_dim])
         for metric in metrics:
             metric.update(logits, batch.target)
         mean_loss.update(loss.float(), batch.size)

@@ -63,6 +63,7 @@ class BiXT(EncoderModelMixin, PretrainedMixin, nn.Module):
     """
 
     config_class = BiXTConfig
+    inputs = ("images",)  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: BiXTConfig | None = None) -> None:
         super().__init__()

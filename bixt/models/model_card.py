@@ -39,10 +39,10 @@ def training_summary(checkpoint: str | Path) -> TrainingSummary | None:
     for a directory that is not part of a run."""
     from bixt.engine.checkpoint import META_NAME, read_meta, run_dir_of
     from bixt.engine.config import load_config
-    from bixt.engine.run import CONFIG_NAME
+    from bixt.engine.run_dir import RUN_CONFIG_NAME
 
     checkpoint = Path(checkpoint)
-    config_path = run_dir_of(checkpoint) / CONFIG_NAME
+    config_path = run_dir_of(checkpoint) / RUN_CONFIG_NAME
     if not (checkpoint / META_NAME).is_file() or not config_path.is_file():
         return None
     config, meta = load_config(config_path), read_meta(checkpoint)

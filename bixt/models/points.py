@@ -109,6 +109,7 @@ class PointClassifier(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(points, mask=None): (b, p, coord_dims + in_features) float, mask (b, p) bool -> logits (b, classes)."""
 
     config_class = PointClassifierConfig
+    inputs = ("points", "mask")  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: PointClassifierConfig | None = None) -> None:
         super().__init__()
@@ -160,6 +161,7 @@ class PartSegmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     (required when num_categories > 0), mask (b, p) bool -> per-point part logits (b, p, num_classes)."""
 
     config_class = PartSegConfig
+    inputs = ("points", "category", "mask")  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: PartSegConfig | None = None) -> None:
         super().__init__()

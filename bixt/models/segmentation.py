@@ -82,6 +82,7 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     """forward(x): (b, in_chans, H, W), H and W multiples of the stride -> logits (b, num_classes, H, W)."""
 
     config_class = SegmentationConfig
+    inputs = ("images",)  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: SegmentationConfig | None = None) -> None:
         super().__init__()

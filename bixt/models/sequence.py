@@ -130,6 +130,7 @@ class SequenceClassifier(_SequenceBackbone):
     """forward(ids): (b, L) int64, 0 = padding, L <= max_length -> logits (b, num_classes)."""
 
     config_class = SequenceConfig
+    inputs = ("ids",)  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: SequenceConfig | None = None) -> None:
         config = config or SequenceConfig()
@@ -161,6 +162,7 @@ class SequenceRetrieval(_SequenceBackbone):
     """
 
     config_class = RetrievalConfig
+    inputs = ("ids_a", "ids_b")  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: RetrievalConfig | None = None) -> None:
         config = config or RetrievalConfig()

@@ -126,6 +126,7 @@ class VisionTransformer(EncoderModelMixin, PretrainedMixin, nn.Module):
     """
 
     config_class = ViTConfig
+    inputs = ("images",)  # forward's positional arguments, for the engine (bixt.engine.tasks)
 
     def __init__(self, config: ViTConfig | None = None) -> None:
         super().__init__()
