@@ -150,8 +150,8 @@ class RunConfig:
     # auto: bf16 autocast where the hardware makes it pay, else fp32 (bixt.precision); fp16 (grad scaler) needs a GPU
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False  # torch.compile the model
-    # the attention path to train with (bixt.layers.attend: auto, explicit, fused, chunked, triton); unset: the one in
-    # force ($BIXT_ATTN, else auto), which the run records here in its saved config
+    # the attention path to train with (bixt.layers.attention_paths: auto, explicit, fused, chunked, triton); unset:
+    # the one in force ($BIXT_ATTN, else auto), which the run records here in its saved config
     attention: str | None = None
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
     seed: int = 42  # initial weights, data order and augmentation
@@ -172,7 +172,7 @@ class RunConfig:
         """ConfigError for a value that makes a run meaningless, named with the range it needs (what needs the
         device, the processes or the data is checked by the run: bixt.engine.preflight)."""
         from bixt.engine.tasks import get_task  # torch: `bixt train --help` reads this module without it
-        from bixt.layers.attend import AttentionPath
+        from bixt.layers.attention_paths import AttentionPath
 
         get_task(self.task)
         if self.attention is not None and self.attention not in get_args(AttentionPath):

@@ -25,7 +25,7 @@ from bixt.engine.interrupt import StopRequests, TrainingInterrupted
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.train import EvalSettings, StepSettings, evaluate, train_one_epoch
 from bixt.fileio import atomic_write
-from bixt.layers.attend import auto_choices, clear_auto_choices
+from bixt.layers.attention_paths import auto_choices, clear_auto_choices
 from bixt.precision import PrecisionChoice
 
 KERNELS_NAME = "kernels.json"  # what precision and attention paths the automatic rules chose
@@ -165,7 +165,7 @@ class Epochs:
 
     def _write_kernels(self) -> None:
         """What the run's automatic choices picked on this machine: precision (and why), and each attention call's
-        path under ``auto`` (`bixt.layers.attend.auto_choices`), for the record beside config.yaml."""
+        path under ``auto`` (`bixt.layers.attention_paths.auto_choices`), for the record beside config.yaml."""
         record = {
             "precision": self.parts.precision.precision,
             "precision_requested": self.parts.precision.requested,

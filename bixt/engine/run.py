@@ -52,7 +52,7 @@ from bixt.engine.schedule import cosine_lr
 from bixt.engine.tasks import Task, declared_inputs, get_task
 from bixt.engine.train import EvalSettings, NonFiniteLossError, StepSettings
 from bixt.fileio import atomic_write
-from bixt.layers.attend import attention_path, get_attention_path
+from bixt.layers.attention_paths import attention_path, get_attention_path
 from bixt.run_metrics import METRICS_NAME
 
 # Draws a run's learning curve: (run directory, primary metric, (step, epoch) where a non-finite loss stopped the run

@@ -24,9 +24,9 @@ from bixt.analysis.point_order import check_point_order
 from bixt.analysis.run_data import epoch_checkpoints, eval_images, model_at, run_config
 from bixt.analysis.symmetry import MEASURES, layer_attention, measure_symmetry
 from bixt.bench.cost import count_cost
-from bixt.engine.metric_log import METRICS_NAME, read_metrics
 from bixt.engine.tasks import PRIMARY_METRIC
 from bixt.fileio import atomic_write
+from bixt.run_metrics import METRICS_NAME, read_metrics
 from bixt.studies.runner import plan, read_record
 from bixt.studies.spec import Study, StudyError
 
