@@ -34,12 +34,13 @@ def check_point_order(
 ) -> PointOrderCheck:
     """Evaluate `checkpoint` (a run: its last checkpoint) on its run's evaluation split, as stored and permuted.
 
-    `seed` draws the permutations; `limit` takes the first items only (default: the run's own eval_limit).
+    `seed` draws the permutations; `limit` takes the first items only (and never more than the run's eval_limit).
     """
     path = resolve_checkpoint(checkpoint, prefer="last")
     _, config = run_config(path)
     model = model_at(config, path)
-    dataset = load_split(config, config.data.eval_split, limit if limit is not None else config.data.eval_limit)
+    limits = [n for n in (limit, config.data.eval_limit) if n is not None]
+    dataset = load_split(config, config.data.eval_split, min(limits) if limits else None)
     if len(dataset) == 0:
         raise ValueError(f"the evaluation split of {config.data.name!r} is empty")
     augment = build_augment(config, train=False, num_classes=0, device=torch.device("cpu"))
