@@ -84,7 +84,10 @@ broken[21, 0, 3, 3] = float("nan")  # in one process's shard only
 try:
     fit(tiny_config({out!r}, "--run_name", "nan"), train_set=data, eval_set=TensorDataset(broken, labels))
 except BatchError as error:
-    print(f"rank {{os.environ['RANK']}}: {{error}}", flush=True)
+    # one write of the whole line: both processes share stdout, and print() may write the text and its newline
+    # separately, letting the other process's line land in between
+    sys.stdout.write(f"rank {{os.environ['RANK']}}: {{error}}\\n")
+    sys.stdout.flush()
     sys.exit(3)
 finally:
     shutdown_distributed()
