@@ -15,6 +15,7 @@ from bixt.data.transforms import (
     MixupCutmix,
     PerSampleChoice,
     PointCloudAugment,
+    RandomFlipShift,
     eval_image_transform,
     train_image_transform,
 )
@@ -126,3 +127,30 @@ def test_image_stats():
     ds = ImageTensorDataset(images, torch.zeros(4, dtype=torch.long), MNIST_CLASSES)
     stats = compute_image_stats(ds, batch_size=3)
     assert stats["mean"] == pytest.approx([1.0, 0.5]) and stats["std"] == pytest.approx([0.0, 0.5])
+
+
+def test_flip_shift_moves_each_image_whole_and_within_the_bound():
+    """Every output is its input, maybe mirrored, translated by at most ``shift`` pixels with zeros shifted in."""
+    torch.manual_seed(0)
+    images = torch.rand(64, 2, 6, 7) + 1  # > 0 everywhere, so zero marks exactly the shifted-in border
+    out = RandomFlipShift(flip=True, shift=2)(images)
+    assert out.shape == images.shape
+    seen_flips, seen_offsets = set(), set()
+    for image, moved in zip(images, out, strict=True):
+        padded = [nn.functional.pad(im, (2, 2, 2, 2)) for im in (image, image.flip(-1))]
+        matches = [
+            (flipped, dy, dx)
+            for flipped, source in enumerate(padded)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(source[:, dy : dy + 6, dx : dx + 7], moved)
+        ]
+        assert matches, "an output is not a flipped / shifted copy of its input"
+        seen_flips.add(matches[0][0])
+        seen_offsets.add(matches[0][1:])
+    assert seen_flips == {0, 1} and len(seen_offsets) > 10  # both orientations and many offsets occur
+    torch.testing.assert_close(RandomFlipShift(flip=False, shift=0)(images), images)
+    with pytest.raises(ValueError, match=r"shift must be >= 0"):
+        RandomFlipShift(flip=False, shift=-1)
+    with pytest.raises(ValueError, match=r"image batches"):
+        RandomFlipShift(flip=True, shift=1)(torch.rand(3, 100, 2))

@@ -193,6 +193,23 @@ def test_augment_normalises_then_pads_images():
         points_augment(Batch((torch.rand(3, 100, 2),), torch.zeros(3, dtype=torch.long)))
 
 
+def test_augment_flips_and_shifts_training_images_only():
+    from bixt.engine.augment import BatchAugment
+    from bixt.engine.config import AugmentSection
+    from bixt.engine.tasks import TASKS, Batch
+
+    torch.manual_seed(0)
+    section = AugmentSection(pad=1, flip=True, shift=2)
+    images = torch.rand(16, 1, 8, 8) + 1
+    batch = Batch((images,), torch.zeros(16, dtype=torch.long))
+    evaluated = BatchAugment(section, task=TASKS["classification"], train=False, num_classes=10)(batch).inputs[0]
+    torch.testing.assert_close(evaluated, nn.functional.pad(images, (1,) * 4))
+    trained = BatchAugment(section, task=TASKS["classification"], train=True, num_classes=10)(batch).inputs[0]
+    assert trained.shape == (16, 1, 10, 10) and not torch.equal(trained, evaluated)
+    # the 8x8 image sits inside a 1-pixel border, so a shift of 2 pushes out at most one of its rows and columns
+    assert (trained != 0).sum(dim=(1, 2, 3)).min() >= 7 * 7
+
+
 def test_augment_resizes_images_before_normalising():
     from bixt.engine.augment import BatchAugment
     from bixt.engine.config import AugmentSection

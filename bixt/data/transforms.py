@@ -161,6 +161,41 @@ class MixupCutmix(nn.Module):
         return images, weight_a * self.one_hot(a) + (1.0 - weight_a) * self.one_hot(b)
 
 
+class RandomFlipShift(nn.Module):
+    """Per-sample random horizontal flip (probability 0.5) and translation by up to ``shift`` pixels, zero-filled.
+
+    The light augmentation that small-image data sets such as Fashion-MNIST gain from (garments are left-right
+    symmetric and not centred exactly); unlike the DeiT-III pipeline it keeps the image size and the pixel statistics.
+    Plain tensor indexing, so no kornia is needed.
+    """
+
+    def __init__(self, *, flip: bool, shift: int) -> None:
+        super().__init__()
+        if shift < 0:
+            raise ValueError(f"shift must be >= 0 pixels, got {shift}")
+        self.flip, self.shift = flip, shift
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (b, c, h, w) -> (b, c, h, w)."""
+        if images.ndim != 4:
+            raise ValueError(f"RandomFlipShift takes image batches (b, c, h, w), got shape {tuple(images.shape)}")
+        b, _, h, w = images.shape
+        device = images.device
+        rows = torch.arange(h, device=device).expand(b, h)
+        cols = torch.arange(w, device=device).expand(b, w)
+        if self.flip:
+            flipped = torch.rand(b, 1, device=device) < 0.5
+            cols = torch.where(flipped, w - 1 - cols, cols)
+        if self.shift:
+            s = self.shift
+            images = torch.nn.functional.pad(images, (s, s, s, s))
+            rows = rows + torch.randint(0, 2 * s + 1, (b, 1), device=device)
+            cols = cols + torch.randint(0, 2 * s + 1, (b, 1), device=device)
+        batch = torch.arange(b, device=device)[:, None, None, None]
+        channels = torch.arange(images.shape[1], device=device)[None, :, None, None]
+        return images[batch, channels, rows[:, None, :, None], cols[:, None, None, :]]
+
+
 class PointCloudAugment(nn.Module):
     """Random anisotropic scale, shift, rotation about the up axis, and clipped jitter for (b, n, c) point clouds.
 

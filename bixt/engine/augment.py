@@ -1,8 +1,9 @@
 """Batch-level input processing on the model's device, built from the recipe's ``augment`` section.
 
 The transforms themselves come from ``bixt.data.transforms`` (kornia for images); this module only decides which
-apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, then mixup /
-cutmix for classification, point-cloud augmentation for point inputs. Training and evaluation get different instances.
+apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, random flip /
+shift, then mixup / cutmix for classification, point-cloud augmentation for point inputs. Training and evaluation
+get different instances.
 """
 
 from __future__ import annotations
@@ -65,6 +66,11 @@ class BatchAugment(nn.Module):
             if use_mixup
             else None
         )
+        self.flip_shift = (
+            transforms.RandomFlipShift(flip=config.flip, shift=config.shift)
+            if train and (config.flip or config.shift)
+            else None
+        )
         self.points = transforms.PointCloudAugment(num_coords=config.point_coords) if train and config.points else None
 
     def forward(self, batch: Batch) -> Batch:
@@ -84,6 +90,8 @@ class BatchAugment(nn.Module):
             if first.ndim != 4:
                 raise ValueError(f"augment.pad applies to image batches (b, c, h, w), got shape {tuple(first.shape)}")
             first = F.pad(first, (self.pad,) * 4)
+        if self.flip_shift is not None:
+            first = self.flip_shift(first)
         if self.mixup is not None:
             first, target = self.mixup(first, target)
         if self.points is not None:

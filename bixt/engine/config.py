@@ -74,6 +74,8 @@ class AugmentSection:
     std: tuple[float, ...] | None = None  # per-channel std, like mean
     resize: int | None = None  # bilinear (antialiased) resize of images to resize x resize before normalising
     pad: int = 0  # zero pixels added on every side of an image after normalising, e.g. 28 -> 32 for a stride-8 stem
+    flip: bool = False  # training only: random horizontal flip of images (probability 0.5)
+    shift: int = 0  # training only: random translation of images by up to this many pixels (zero fill)
     mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha), with soft targets; 0 = off
     cutmix_alpha: float = 0.0  # cutmix Beta(alpha, alpha); 0 = off
     label_smoothing: float = 0.0  # in [0, 1): weight moved from the true class to all classes
@@ -82,7 +84,7 @@ class AugmentSection:
 
     def check(self) -> None:
         _at_least(1, {"augment.image_size": self.image_size})
-        _at_least(0, {"augment.pad": self.pad, "augment.mixup_alpha": self.mixup_alpha})
+        _at_least(0, {"augment.pad": self.pad, "augment.shift": self.shift, "augment.mixup_alpha": self.mixup_alpha})
         _at_least(0, {"augment.cutmix_alpha": self.cutmix_alpha})
         if self.resize is not None and self.resize < 1:
             raise ConfigError(f"augment.resize must be a size in pixels >= 1 (or None), got {self.resize}")
