@@ -16,10 +16,12 @@ from bixt.data.collate import collate_padded
 from bixt.data.registry import dataset_info, load_dataset
 from bixt.data.stats import compute_image_stats, normalisation_stats
 from bixt.engine.augment import BatchAugment
+from bixt.engine.checkpoint import load_checkpoint_state, resolve_checkpoint
 from bixt.engine.config import ConfigError, RunConfig
 from bixt.engine.distributed import DistInfo, ResumableDistributedSampler, ShardSampler
 from bixt.engine.tasks import get_task
 from bixt.models.registry import create_model
+from bixt.models.serialization import BackboneLoad, load_backbone_weights
 from bixt.precision import PrecisionChoice, matmul_width, resolve_precision
 
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -53,6 +55,18 @@ def build_model(config: RunConfig) -> nn.Module:
         return create_model(config.model.name, **config.model.options)
     except (ValueError, TypeError) as error:
         raise ConfigError(f"model {config.model.name!r}: {error}") from error
+
+
+def init_model_from(model: nn.Module, config: RunConfig, device: torch.device) -> BackboneLoad:
+    """Start ``model`` from the backbone of ``config.model.init_from``'s last checkpoint (see ModelSection)."""
+    source = config.model.init_from
+    try:
+        checkpoint = resolve_checkpoint(source, prefer="last")
+        state = load_checkpoint_state(checkpoint, device=device)
+        return load_backbone_weights(model, state, allow_missing=config.model.init_partial)
+    except (FileNotFoundError, ValueError) as error:
+        hint = " (--model.init_partial true keeps them as initialised)" if "lacks backbone" in str(error) else ""
+        raise ConfigError(f"model.init_from={source}: {error}{hint}") from error
 
 
 def load_split(config: RunConfig, split: str, limit: int | None) -> Dataset:

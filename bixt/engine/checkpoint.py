@@ -220,15 +220,21 @@ def load_training_state(checkpoint: Path) -> dict[str, Any]:
         raise DamagedFileError(f"{path} is damaged: not a readable training state ({str(error)[:200]})") from None
 
 
-def load_weights(model: nn.Module, checkpoint: Path, *, ema: bool = False) -> None:
-    """Load a checkpoint's weights (or EMA weights) into ``model``, checked against their recorded sha256."""
+def load_checkpoint_state(
+    checkpoint: Path, *, ema: bool = False, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
+    """A checkpoint's weights (or EMA weights), checked against their recorded sha256."""
     name = EMA_NAME if ema else WEIGHTS_NAME
     path = checkpoint / name
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found" + (" (the run kept no EMA)" if ema else ""))
-    device = next(model.parameters()).device
-    state = load_weights_file(path, sha256=_recorded_sha256(checkpoint, name), device=device)
-    load_state_checked(model, state, path)
+    return load_weights_file(path, sha256=_recorded_sha256(checkpoint, name), device=device)
+
+
+def load_weights(model: nn.Module, checkpoint: Path, *, ema: bool = False) -> None:
+    """Load a checkpoint's weights (or EMA weights) into ``model``, checked against their recorded sha256."""
+    state = load_checkpoint_state(checkpoint, ema=ema, device=next(model.parameters()).device)
+    load_state_checked(model, state, checkpoint / (EMA_NAME if ema else WEIGHTS_NAME))
 
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:

@@ -40,6 +40,12 @@ class ModelSection:
 
     name: str = "bixt_ti_l64_p16s4"  # a registered model (bixt models)
     options: dict[str, Any] = field(default_factory=dict)  # overrides of the model's config fields
+    # A run directory or checkpoint (its last checkpoint) whose weights start a fresh run: every weight of this model
+    # but its head, matched by name, e.g. a classifier's tokenizer and encoder for segmentation. Ignored on resume.
+    init_from: str | None = None
+    # With init_from: this model's weights that the checkpoint lacks keep their initialisation (listed at start-up)
+    # instead of being an error; a d12 classifier's one-sided last layer has no token side, for instance.
+    init_partial: bool = False
 
 
 @dataclass

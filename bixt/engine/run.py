@@ -26,6 +26,7 @@ from bixt.engine.builders import (
     build_augment,
     build_ema,
     build_model,
+    init_model_from,
     load_split,
     make_loader,
     resolve_device,
@@ -105,7 +106,7 @@ def fit(
     config, plan, in_place = _check_destination(config)  # read-only, on every process alike: all stop together
     if config.threads is not None:
         torch.set_num_threads(config.threads)
-    config, parts = _build(config, info, device, micro_batch, train_set, eval_set)
+    config, parts = _build(config, info, device, micro_batch, train_set, eval_set, fresh=plan is None)
     progress, rng = _restore(parts, plan.checkpoint if plan is not None else None)
     steps_total = parts.steps_per_epoch * config.schedule.epochs
     if plan is not None and progress.step >= min(steps_total, config.max_steps or steps_total):
@@ -147,11 +148,18 @@ def _build(
     micro_batch: int,
     train_set: Dataset | None,
     eval_set: Dataset | None,
+    *,
+    fresh: bool,
 ) -> tuple[RunConfig, RunParts]:
     """The model, the data and the optimizer; ``config`` comes back with its precision and normalisation statistics
-    resolved, so that the saved config evaluates exactly like training did."""
+    resolved, so that the saved config evaluates exactly like training did. A ``fresh`` run (no resume) starts from
+    ``model.init_from`` when the recipe names one."""
     torch.manual_seed(config.seed)  # identical initial weights on every process
     model = build_model(config).to(device)
+    if fresh and config.model.init_from is not None:
+        loaded = init_model_from(model, config, device)
+        if info.is_main:
+            print(loaded.describe(config.model.init_from), flush=True)
     precision = resolve_run_precision(config, device, model)
     if info.is_main:
         print(precision.describe(), flush=True)

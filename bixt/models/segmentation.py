@@ -24,7 +24,7 @@ from bixt.models.config_checks import check_positive
 from bixt.models.encoder import BiXTEncoder, Intermediates
 from bixt.models.encoder_config import EncoderConfig
 from bixt.models.registry import register_architecture
-from bixt.models.serialization import PretrainedMixin
+from bixt.models.serialization import PretrainedMixin, load_backbone_weights
 from bixt.models.surface import EncoderModelMixin
 from bixt.tokenizers.image import ImageTokenizer, ImageTokenizerKind, tokenizer_stride
 
@@ -125,20 +125,14 @@ class Segmenter(EncoderModelMixin, PretrainedMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def load_backbone(self, state_dict: Mapping[str, torch.Tensor]) -> list[str]:
+    def load_backbone(self, state_dict: Mapping[str, torch.Tensor], *, allow_missing: bool = False) -> list[str]:
         """Load tokenizer and encoder weights from a BiXT image classifier's state dict (e.g. a d13 model).
 
-        Every backbone weight of this model must be in `state_dict`; returns the keys that were not used (the
-        classifier's head, and its layers beyond this model's depth).
+        Every backbone weight of this model must be in `state_dict` (unless `allow_missing`: see
+        `load_backbone_weights`); returns the keys that were not used (the classifier's head, and its layers beyond
+        this model's depth).
         """
-        own = {k for k in self.state_dict() if not k.startswith("head.")}
-        missing = sorted(own - state_dict.keys())
-        if missing:
-            raise ValueError(
-                f"the state dict lacks backbone weights of this model: {missing[:5]} ({len(missing)} in all)"
-            )
-        self.load_state_dict({k: state_dict[k] for k in own}, strict=False)
-        return sorted(state_dict.keys() - own)
+        return list(load_backbone_weights(self, dict(state_dict), allow_missing=allow_missing).unused)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each layer in the backward pass (linear decoder only: the FPN decoder reads the intermediate

@@ -110,6 +110,58 @@ def from_pretrained(
     return model
 
 
+@dataclasses.dataclass(frozen=True)
+class BackboneLoad:
+    """What ``load_backbone_weights`` did: the model's keys the source lacked (left as initialised) and the source's
+    keys this model has no use for (a classifier's head, layers beyond this model's depth)."""
+
+    loaded: tuple[str, ...]
+    missing: tuple[str, ...]
+    unused: tuple[str, ...]
+
+    def describe(self, source: str) -> str:
+        text = f"initialised from {source}: {len(self.loaded)} weights loaded, {len(self.unused)} of the source unused"
+        if self.missing:
+            text += f"; {len(self.missing)} not in the source, kept as initialised: {', '.join(self.missing)}"
+        return text
+
+
+def load_backbone_weights(
+    model: nn.Module,
+    state_dict: dict[str, torch.Tensor],
+    *,
+    head_prefix: str = "head.",
+    allow_missing: bool = False,
+) -> BackboneLoad:
+    """Load every weight of ``model`` except its head (keys under ``head_prefix``) from another model's state dict,
+    matched by name: a classifier's tokenizer and encoder into a segmenter, say.
+
+    A weight of another shape is an error. So is a weight the source lacks, unless ``allow_missing``: a d12
+    classifier's one-sided last layer has no token side, which a dense model's last layer needs, and those weights
+    then keep their initialisation.
+    """
+    own = model.state_dict()
+    wanted = sorted(key for key in own if not key.startswith(head_prefix))
+    missing = tuple(key for key in wanted if key not in state_dict)
+    if missing and not allow_missing:
+        raise ValueError(
+            f"the state dict lacks backbone weights of this model: {list(missing[:5])} ({len(missing)} in all)"
+        )
+    loaded = tuple(key for key in wanted if key in state_dict)
+    mismatched = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+        for k in loaded
+        if state_dict[k].shape != own[k].shape
+    ]
+    if mismatched:
+        raise ValueError(f"backbone weights of another shape (source vs model): {', '.join(mismatched[:3])}")
+    if not loaded:
+        raise ValueError("the state dict shares no backbone weight name with this model")
+    model.load_state_dict({key: state_dict[key] for key in loaded}, strict=False)
+    unused = tuple(sorted(set(state_dict) - set(loaded)))
+    return BackboneLoad(loaded=loaded, missing=missing, unused=unused)
+
+
 def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """``model.load_state_dict(state)``; a mismatch is a short ValueError naming ``source`` and the first keys."""
     own = model.state_dict()

@@ -10,6 +10,8 @@ touches real runs)::
 
 A cell whose record says ``finished`` is never rerun. Any other cell is (re)started: from its newest checkpoint when
 its run directory has one, else from scratch (a directory that holds no checkpoint is moved aside, not deleted).
+A cell with ``init_from`` runs after every other cell, started from its source cell's run of the same seed; when
+that run has not finished, the cell is recorded as ``blocked`` and not started.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class CellRun:
     seed: int
     run_dir: Path
     overrides: dict[str, Any]
+    source: Path | None = None  # the run directory this run starts from (its cell's init_from), if any
 
     @property
     def record_path(self) -> Path:
@@ -54,7 +57,7 @@ class CellRun:
 class CellRecord:
     """What the runner knows of one cell's process; the run's own files hold everything else."""
 
-    status: str  # finished | failed | interrupted
+    status: str  # finished | failed | interrupted | blocked (its source run had not finished)
     returncode: int
     wall_s: float  # summed over attempts
     attempts: int
@@ -69,13 +72,18 @@ def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tupl
     """The (cell, seed) runs asked for, in declaration order."""
     seeds = seeds if seeds is not None else (study.seeds[:1] if quick else study.seeds)
     chosen = cells if cells else tuple(study.cells)
-    runs = [
-        CellRun(
-            study.name, cell, seed, root / study.name / cell / f"seed-{seed}", study.cell_overrides(cell, quick=quick)
-        )
-        for cell in chosen
-        for seed in seeds
-    ]
+    runs = []
+    for cell in chosen:
+        overrides = study.cell_overrides(cell, quick=quick)
+        for seed in seeds:
+            source_cell = study.cell_source(cell)
+            source = root / study.name / source_cell / f"seed-{seed}" if source_cell else None
+            extra = {"model.init_from": str(source)} if source else {}
+            runs.append(
+                CellRun(
+                    study.name, cell, seed, root / study.name / cell / f"seed-{seed}", {**overrides, **extra}, source
+                )
+            )
     if len({run.run_dir for run in runs}) != len(runs):
         raise StudyError(f"study {study.name!r}: a cell or seed is listed twice")
     return runs
@@ -145,7 +153,33 @@ def _set_aside(run: CellRun) -> None:
         run.run_dir.rename(run.run_dir.with_name(f"{run.run_dir.name}.aborted-{stamp}-{os.getpid()}"))
 
 
+def _blocked(run: CellRun, commit: str, threads: int) -> CellRecord | None:
+    """A record saying why ``run`` cannot start (its source run has not finished), or None when it can."""
+    if run.source is None or has_checkpoint(run):
+        return None
+    source_record = read_record(CellRun(run.study, run.source.parent.name, run.seed, run.source, {}))
+    if source_record is not None and source_record.status == "finished":
+        return None
+    record = CellRecord(
+        status="blocked",
+        returncode=-1,
+        wall_s=0.0,
+        attempts=0,
+        command=[f"# starts from {run.source}, which has not finished"],
+        commit=commit,
+        threads=threads,
+        finished_at=time.strftime("%Y-%m-%d %H:%M:%S"),
+        cpu=cpu_name(),
+    )
+    run.record_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(run.record_path, lambda tmp: tmp.write_text(json.dumps(asdict(record), indent=1) + "\n"))
+    return record
+
+
 def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRecord:
+    blocked = _blocked(run, commit, threads)
+    if blocked is not None:
+        return blocked
     previous = read_record(run)
     _set_aside(run)
     command = train_command(study, run, threads)
@@ -208,6 +242,8 @@ def run_study(
         echo(f"{run.cell} seed {run.seed}: {record.status} (exit {record.returncode}, {record.wall_s:.0f} s)")
         return run, record
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        outcome += pool.map(one, todo)
+    # Cells that start from another cell's run go in a second wave, once every first-wave run has ended.
+    for wave in ([run for run in todo if run.source is None], [run for run in todo if run.source is not None]):
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            outcome += pool.map(one, wave)
     return outcome

@@ -14,6 +14,8 @@ The file is data only::
       other-task:                                      # a cell may start from another recipe, and shrink its own
         recipe: configs/listops.yaml                   # way under --quick (after the study's quick overrides)
         quick: {data.options.num_examples: 64}
+      finetuned:                                       # a cell may start from the weights of another cell's run of
+        init_from: other-task                          # the same seed (model.init_from); it runs after that one
     ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
     matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
     checks: [point-order]                              # optional: extra measurements of every finished run
@@ -40,7 +42,7 @@ StudyCheck = Literal["point-order"]
 STUDY_DIR = Path("configs/studies")
 _CELL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 # Keys of a cell that are not `bixt train` overrides.
-CELL_KEYS = ("recipe", "quick")
+CELL_KEYS = ("recipe", "quick", "init_from")
 
 
 class StudyError(ValueError):
@@ -63,6 +65,10 @@ class Study:
     checks: tuple[StudyCheck, ...] = ()
     bench: str = ""  # `bixt bench` arguments (no --out) whose JSON lines the report renders as a throughput table
     path: Path | None = None
+
+    def cell_source(self, cell: str) -> str | None:
+        """The cell whose run of the same seed this cell's run starts from (its ``init_from``), if any."""
+        return self.cells[cell].get("init_from")
 
     def cell_recipe(self, cell: str) -> Path:
         return Path(self.cells[cell].get("recipe", self.recipe))
@@ -151,6 +157,12 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
             raise StudyError(f"{path}: cell {name!r} must map dotted keys to values, got {overrides!r}")
         if not isinstance(overrides.get("quick", {}), dict):
             raise StudyError(f"{path}: the quick overrides of cell {name!r} must map dotted keys to values")
+        source = overrides.get("init_from")
+        if source is not None and (source not in cells or source == name or "init_from" in cells[source]):
+            raise StudyError(
+                f"{path}: cell {name!r}: init_from must name another cell of the study that does not itself start "
+                f"from one, got {source!r}"
+            )
         recipe = Path(overrides.get("recipe", raw.get("recipe", "")))
         if not recipe.is_file():
             raise StudyError(
