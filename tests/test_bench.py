@@ -85,3 +85,26 @@ def test_scaling_plot_is_a_png_and_skips_failed_cases(tmp_path):
     path = plot_scaling(records, tmp_path / "scaling.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left beside it
+
+
+def test_suite_keeps_rounds_in_order_and_picks_the_median_round(monkeypatch) -> None:
+    import bixt.bench.suite as suite
+
+    times = iter([0.3, 0.1, None, 0.2])  # rounds 0-3 of one case; round 2 failed
+    monkeypatch.setattr(suite, "matmul_peak_gflop_s", lambda device: 100.0)
+
+    def fake_process(case: BenchCase) -> dict:
+        step = next(times)
+        base = {"model": case.model, "tokens": case.tokens, "batch": case.batch, "mode": case.mode, "attn": case.attn}
+        base |= {"precision": case.precision, "precision_used": case.precision}
+        if step is None:
+            return base | {"error": ["MemoryError"]}
+        measured = {"step_s": step, "samples_per_s": case.batch / step, "peak_mem_mb": step * 1000}
+        return base | measured | {"achieved_gflop_s": 1.0 / step}
+
+    monkeypatch.setattr(suite, "_run_case_process", fake_process)
+    (record,) = suite.run_suite([BenchCase(model="bixt_lra_listops", tokens=64, batch=2)], rounds=4, log=lambda _: None)
+    assert record["step_s_rounds"] == [0.3, 0.1, 0.2]  # round order, not sorted: pairable with another case's rounds
+    assert record["peak_mem_mb_rounds"] == [300.0, 100.0, 200.0]
+    assert record["step_s"] == 0.2 and record["median_round"] == 3 and record["rounds"] == 3
+    assert record["peak_fraction"] == pytest.approx(5.0 / 100.0)

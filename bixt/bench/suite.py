@@ -45,7 +45,8 @@ def _run_case_process(case: BenchCase) -> dict[str, Any]:
 def run_suite(
     cases: Iterable[BenchCase], *, rounds: int = 1, log: Callable[[str], None] = print
 ) -> list[dict[str, Any]]:
-    """Measure every case `rounds` times, interleaved; one record per case (the round with the median step time)."""
+    """Measure every case `rounds` times, interleaved; one record per case (the round with the median step time,
+    with every round's step time and peak memory in round order)."""
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     cases = list(cases)
@@ -66,9 +67,12 @@ def run_suite(
         if not ok:
             results.append(records[-1] | {"machine": machine})
             continue
-        ok.sort(key=lambda rec: rec["step_s"])
-        record = ok[(len(ok) - 1) // 2] | {
+        # The record of the median round (of an even count, the faster middle one: a real measurement, not a mean);
+        # the per-round lists stay in round order, so that two cases' rounds can be paired afterwards.
+        median = sorted(ok, key=lambda rec: rec["step_s"])[(len(ok) - 1) // 2]
+        record = median | {
             "rounds": len(ok),
+            "median_round": records.index(median),
             "step_s_rounds": [rec["step_s"] for rec in ok],
             "peak_mem_mb_rounds": [rec["peak_mem_mb"] for rec in ok],
             "matmul_peak_gflop_s": peak,
