@@ -81,7 +81,8 @@ def test_image_folder_reads_and_flags_unreadable(tmp_path):
             Image.new("RGB", (12, 10), (value, i, 0)).save(tmp_path / cls / f"{i}.png")
     ds = ImageFolderDataset(tmp_path, image_size=8, verify=True)
     assert ds.classes == ("cat", "dog") and len(ds) == 4
-    x, y = ds[3]
+    dog = next(i for i, (path, _) in enumerate(ds.samples) if path.parent.name == "dog")
+    x, y = ds[dog]
     assert x.shape == (3, 8, 8) and y == 1
     assert torch.allclose(x[0], torch.full((8, 8), 200 / 255))
 
@@ -97,3 +98,17 @@ def test_load_dataset_missing_says_what_to_run(tmp_path):
         load_dataset("mnist", split="val", cache_dir=tmp_path)
     with pytest.raises(ValueError, match=r"unknown data set"):
         load_dataset("no-such-set")
+
+
+def test_folder_items_are_not_class_by_class(tmp_path):
+    """The first items of a folder data set (what data.train_limit keeps) hold every class, in a fixed order."""
+    from PIL import Image
+
+    for cls in ("a", "b", "c"):
+        (tmp_path / cls).mkdir()
+        for i in range(20):
+            Image.new("RGB", (4, 4), (i, 0, 0)).save(tmp_path / cls / f"{i:02d}.png")
+    ds = ImageFolderDataset(tmp_path)
+    assert {label for _, label in ds.samples[:12]} == {0, 1, 2}
+    assert ds.samples == ImageFolderDataset(tmp_path).samples  # the same order on every construction
+    assert sorted(ds.samples) == sorted(ImageFolderDataset(tmp_path, seed=1).samples) != ds.samples

@@ -112,7 +112,8 @@ def test_point_folder_items_stats_and_errors(tmp_path: Path) -> None:
     train = load_dataset("point-folder", split="train", root=root, num_points=100)
     assert len(train) == 16 and train.classes == ("disc", "sphere")
     points, label = train[0]
-    assert points.shape == (100, 3) and points.dtype == torch.float32 and label == 0
+    assert points.shape == (100, 3) and points.dtype == torch.float32 and label == train.samples[0][1]
+    assert {label for _, label in train.samples[:8]} == {0, 1}  # not class by class: a limit keeps both classes
     assert torch.equal(points, train[0][0])  # the same points every time (seeded by the item)
     source = np.load(train.samples[0][0])
     if source.shape[0] >= 100:  # drawn without replacement: distinct points of the file

@@ -83,11 +83,18 @@ def load_idx_split(directory: str | Path, split: str, classes: Sequence[str]) ->
     return ImageTensorDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), classes)
 
 
+def seeded_order(items: list, seed: int) -> list:
+    """``items`` in a random order fixed by ``seed``: folder data sets list their files class by class, and a
+    subset of the first N items (``data.train_limit``) would otherwise hold the first classes only."""
+    return [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
+
+
 class ImageFolderDataset(Dataset):
     """Images in class folders, ``root/<class>/<image>`` (the ImageNet layout), decoded with PIL.
 
-    Classes are the sorted folder names. Every image is decoded as RGB, resized to ``image_size`` if given (so
-    that batches stack), and returned as float (3, h, w) in [0, 1]. ``verify=True`` opens every file once at
+    Classes are the sorted folder names. Items come in a seeded random order, not class by class, so that the first
+    N items (``data.train_limit``) hold every class. Every image is decoded as RGB, resized to ``image_size`` if given
+    (so that batches stack), and returned as float (3, h, w) in [0, 1]. ``verify=True`` opens every file once at
     construction so that an unreadable file fails early, naming the file; otherwise it fails when first read.
     """
 
@@ -98,6 +105,7 @@ class ImageFolderDataset(Dataset):
         image_size: int | tuple[int, int] | None = None,
         verify: bool = False,
         transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        seed: int = 0,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -113,6 +121,7 @@ class ImageFolderDataset(Dataset):
         ]
         if not self.samples:
             raise ValueError(f"{self.root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in the class folders")
+        self.samples = seeded_order(self.samples, seed)
         self.image_size = (image_size, image_size) if isinstance(image_size, int) else image_size
         self.transform = transform
         if verify:

@@ -30,7 +30,7 @@ from torch.utils.data import Dataset
 
 from bixt.data.canvases import CanvasDataset
 from bixt.data.idx import DataFormatError
-from bixt.data.images import ImageTensorDataset
+from bixt.data.images import ImageTensorDataset, seeded_order
 
 
 def _h5py():
@@ -121,8 +121,9 @@ def shapenet_part(root: str | Path, split: str, *, num_points: int | None = 2048
 class PointFolderDataset(Dataset):
     """Point clouds stored one per ``.npy`` file in class folders: ``root/<class>/<cloud>.npy``, arrays (P, c).
 
-    Files are read when their item is; a file that is not a 2-D float array with the first file's number of
-    channels raises DataFormatError naming it (every cloud of a batch must have the same channels).
+    Items come in a seeded random order, not class by class (see ``seeded_order``). Files are read when their item
+    is; a file that is not a 2-D float array with the first item's number of channels raises DataFormatError naming
+    it (every cloud of a batch must have the same channels).
     """
 
     def __init__(self, root: str | Path, *, num_points: int = 1024, seed: int = 0) -> None:
@@ -137,6 +138,7 @@ class PointFolderDataset(Dataset):
         ]
         if not self.samples:
             raise ValueError(f"{self.root}: expected class folders of point clouds (<class>/*.npy), found none")
+        self.samples = seeded_order(self.samples, seed)
         self.num_points, self.seed = num_points, seed
         self.channels = self._read(self.samples[0][0], channels=None).shape[1]
 
