@@ -75,8 +75,8 @@ def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tupl
     runs = []
     for cell in chosen:
         overrides = study.cell_overrides(cell, quick=quick)
+        source_cell = study.cell_source(cell)
         for seed in seeds:
-            source_cell = study.cell_source(cell)
             source = root / study.name / source_cell / f"seed-{seed}" if source_cell else None
             extra = {"model.init_from": str(source)} if source else {}
             runs.append(
