@@ -21,7 +21,7 @@ from bixt.engine.config import ConfigError, RunConfig
 from bixt.engine.distributed import DistInfo, ResumableDistributedSampler, ShardSampler
 from bixt.engine.tasks import get_task
 from bixt.models.registry import create_model
-from bixt.models.serialization import BackboneLoad, load_backbone_weights
+from bixt.models.serialization import BackboneLoad, MissingWeightsError, load_backbone_weights
 from bixt.precision import PrecisionChoice, matmul_width, resolve_precision
 
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -64,9 +64,11 @@ def init_model_from(model: nn.Module, config: RunConfig, device: torch.device) -
         checkpoint = resolve_checkpoint(source, prefer="last")
         state = load_checkpoint_state(checkpoint, device=device)
         return load_backbone_weights(model, state, allow_missing=config.model.init_partial)
+    except MissingWeightsError as error:
+        hint = "--model.init_partial true keeps them as initialised"
+        raise ConfigError(f"model.init_from={source}: {error} ({hint})") from error
     except (FileNotFoundError, ValueError) as error:
-        hint = " (--model.init_partial true keeps them as initialised)" if "lacks backbone" in str(error) else ""
-        raise ConfigError(f"model.init_from={source}: {error}{hint}") from error
+        raise ConfigError(f"model.init_from={source}: {error}") from error
 
 
 def load_split(config: RunConfig, split: str, limit: int | None) -> Dataset:

@@ -110,6 +110,15 @@ def from_pretrained(
     return model
 
 
+class MissingWeightsError(ValueError):
+    """A state dict lacks weights that the model loading it needs."""
+
+
+def _shape_mismatches(own: dict[str, torch.Tensor], state: dict[str, torch.Tensor], keys) -> list[str]:
+    """``"key (file shape) vs (model shape)"`` for each of ``keys`` whose shapes differ."""
+    return [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in keys if state[k].shape != own[k].shape]
+
+
 @dataclasses.dataclass(frozen=True)
 class BackboneLoad:
     """What ``load_backbone_weights`` did: the model's keys the source lacked (left as initialised) and the source's
@@ -144,15 +153,11 @@ def load_backbone_weights(
     wanted = sorted(key for key in own if not key.startswith(head_prefix))
     missing = tuple(key for key in wanted if key not in state_dict)
     if missing and not allow_missing:
-        raise ValueError(
+        raise MissingWeightsError(
             f"the state dict lacks backbone weights of this model: {list(missing[:5])} ({len(missing)} in all)"
         )
     loaded = tuple(key for key in wanted if key in state_dict)
-    mismatched = [
-        f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
-        for k in loaded
-        if state_dict[k].shape != own[k].shape
-    ]
+    mismatched = _shape_mismatches(own, state_dict, loaded)
     if mismatched:
         raise ValueError(f"backbone weights of another shape (source vs model): {', '.join(mismatched[:3])}")
     if not loaded:
@@ -166,11 +171,7 @@ def load_state_checked(model: nn.Module, state: dict[str, torch.Tensor], source:
     """``model.load_state_dict(state)``; a mismatch is a short ValueError naming ``source`` and the first keys."""
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    mismatched = [
-        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
-        for k, v in own.items()
-        if k in state and state[k].shape != v.shape
-    ]
+    mismatched = _shape_mismatches(own, state, [k for k in own if k in state])
     problems = [
         f"{len(items)} {what}: {', '.join(items[:3])}{', ...' if len(items) > 3 else ''}"
         for what, items in (

@@ -98,6 +98,11 @@ def read_record(run: CellRun) -> CellRecord | None:
         raise StudyError(f"{run.record_path}: damaged runner record ({error}); delete it to rerun the cell") from error
 
 
+def write_record(run: CellRun, record: CellRecord) -> None:
+    run.record_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(run.record_path, lambda tmp: tmp.write_text(json.dumps(asdict(record), indent=1) + "\n"))
+
+
 def bixt_commit() -> str:
     """The checked-out commit, with ``-dirty`` when tracked files differ from it; ``unknown`` outside git."""
     try:
@@ -171,8 +176,7 @@ def _blocked(run: CellRun, commit: str, threads: int) -> CellRecord | None:
         finished_at=time.strftime("%Y-%m-%d %H:%M:%S"),
         cpu=cpu_name(),
     )
-    run.record_path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(run.record_path, lambda tmp: tmp.write_text(json.dumps(asdict(record), indent=1) + "\n"))
+    write_record(run, record)
     return record
 
 
@@ -204,7 +208,7 @@ def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRe
         finished_at=time.strftime("%Y-%m-%d %H:%M:%S"),
         cpu=cpu_name(),
     )
-    atomic_write(run.record_path, lambda tmp: tmp.write_text(json.dumps(asdict(record), indent=1) + "\n"))
+    write_record(run, record)
     return record
 
 
