@@ -5,11 +5,12 @@
 - CUDA: bf16 where the GPU supports it (``torch.cuda.is_bf16_supported()``, Ampere and later), else fp32.
 - CPU with AMX (``amx_bf16``): bf16. Matrix tiles give the authors' code 2.2x at 3,136 tokens (issue 14's profile on
   an Intel Xeon of this project's machine kind).
-- CPU with AVX512-BF16 but no AMX (e.g. AMD EPYC Zen 4): bf16 only for models whose matmuls are at least
+- CPU with AVX512-BF16 but no AMX (e.g. AMD EPYC Zen 4): bf16 for models whose matmuls are at least
   ``AVX512_BF16_MIN_WIDTH`` wide (the median input width of their Linear layers, `matmul_width`). Measured on an AMD
-  EPYC Zen 4 (BENCHMARKS.md §6): BiXT-Ti (width 192) trains 1.14x faster in bf16 at 196 tokens and 1.6-2.4x at 784
-  and 3,136; the main job's width-64 BiXT trains 1.76x slower (its matmuls are too small for the dot-product
-  instructions to win back the casts autocast adds around them). Without a model to look at, fp32.
+  EPYC Zen 4, idle, the main job's architecture at widths 32-192 (BENCHMARKS.md §6.2): bf16 trains 1.25x faster
+  than fp32 at width 64, 1.3x at 96, 1.5x at 128, 1.7x at 192, and no faster at width 32 (1.01-1.02x), where
+  the casts autocast adds around small matmuls eat what the dot-product instructions save. Without a model to look
+  at, fp32.
 - any other CPU: fp32 (bf16 matmuls would be emulated, tens of times slower).
 
 The CPU's bf16 units are read at run time from the kernel's CPU flags (``/proc/cpuinfo``); where that file is missing
@@ -32,8 +33,8 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 CpuBf16Units = Literal["amx", "avx512_bf16", "none"]
 CPUINFO = Path("/proc/cpuinfo")  # the kernel's CPU flags (Linux)
 
-# On a CPU with AVX512-BF16 and no AMX, bf16 autocast pays from this matmul width on (measured: 64 no, 192 yes).
-AVX512_BF16_MIN_WIDTH = 192
+# On a CPU with AVX512-BF16 and no AMX, bf16 autocast pays from this matmul width on (measured: 32 no, 64 yes).
+AVX512_BF16_MIN_WIDTH = 64
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ def resolve_precision(requested: str, device: torch.device | str, *, width: int 
         return PrecisionChoice(
             "fp32",
             requested,
-            f"CPU with AVX512-BF16 but no AMX: bf16 measured slower than fp32 for matmuls under "
+            f"CPU with AVX512-BF16 but no AMX: bf16 measured no faster than fp32 for matmuls under "
             f"{AVX512_BF16_MIN_WIDTH} wide (this model's: {width if width is not None else 'unknown'})",
         )
     return PrecisionChoice("fp32", requested, "CPU without bf16 matrix units")
