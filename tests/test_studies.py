@@ -119,6 +119,14 @@ def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypa
         ),
         ("title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {A/b: {}}\n", "cell name"),
         ("title: t\nkind: scaling\nseeds: [0]\ncells: {a: {}}\n", "missing keys"),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\nbench: [--out x]\n",
+            "bench must be the `bixt bench` arguments",
+        ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\nbench: [[--tokens]]\n",
+            "or a list of such strings",
+        ),
         ("[1, 2]\n", "a study file is a mapping"),
     ],
 )
@@ -279,3 +287,13 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     assert any("on test CPU, 1 thread(s) per case" in line for line in lines)
     assert any("transformer_lra_text train b=32 n=4096 failed" in line for line in lines)
     assert plots[0].stat().st_size > 10_000
+    # the study's second invocation (batch 256) has its own records, table and plot
+    assert len(study.bench) == 2 and "--batch 256" in study.bench[1]
+    waiting, _ = _bench(study, tmp_path, 1)
+    assert "## Throughput, invocation 2" in waiting and any("Not measured yet" in line for line in waiting)
+    second = [{**r, "batch": 256} for r in records[:2]]
+    (tmp_path / "bench-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in second))
+    lines, plots = _bench(study, tmp_path, 1)
+    assert "| train | 256 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
+    assert any(f"--out {tmp_path / 'bench-2.jsonl'}" in line for line in lines)
+    assert plots[0].name == "throughput-2.png" and plots[0].stat().st_size > 10_000

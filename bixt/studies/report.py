@@ -269,18 +269,24 @@ def _point_order(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def bench_command(study: Study, out: Path) -> str:
-    """The one `bixt bench` invocation behind the study's throughput table."""
-    return f"bixt bench {study.bench} --out {out / BENCH_NAME}"
+def bench_path(out: Path, index: int) -> Path:
+    """Where the study's `index`-th bench invocation writes: ``bench.jsonl``, then ``bench-2.jsonl``, ..."""
+    return out / (BENCH_NAME if index == 0 else f"bench-{index + 1}.jsonl")
 
 
-def _bench(study: Study, out: Path) -> tuple[list[str], list[Path]]:
-    """The throughput table of the study's bench records: samples/s per model, side by side, and the ratio of the
-    first model to each other one (all cases from one invocation, interleaved rounds, so the ratios are fair)."""
-    command = bench_command(study, out)
-    path = out / BENCH_NAME
+def bench_command(study: Study, out: Path, index: int = 0) -> str:
+    """The `index`-th `bixt bench` invocation of the study, behind one throughput table."""
+    return f"bixt bench {study.bench[index]} --out {bench_path(out, index)}"
+
+
+def _bench(study: Study, out: Path, index: int = 0) -> tuple[list[str], list[Path]]:
+    """The throughput table of one bench invocation's records: samples/s per model, side by side, and the ratio of
+    the first model to each other one (all cases from one invocation, interleaved rounds, so the ratios are fair)."""
+    command = bench_command(study, out, index)
+    path = bench_path(out, index)
+    heading = ["", "## Throughput" if index == 0 else f"## Throughput, invocation {index + 1}", ""]
     if not path.is_file():
-        return ["", "## Throughput", "", f"Not measured yet: `{command}`."], []
+        return [*heading, f"Not measured yet: `{command}`."], []
     records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     models = list(dict.fromkeys(r["model"] for r in records))
     cases = sorted({(r["mode"], r["batch"], r["tokens"]) for r in records})
@@ -289,9 +295,7 @@ def _bench(study: Study, out: Path) -> tuple[list[str], list[Path]]:
     threads = sorted({r["threads"] for r in records if "threads" in r})
     first, others = models[0], models[1:]
     lines = [
-        "",
-        "## Throughput",
-        "",
+        *heading,
         f"One invocation, every case in a fresh process, cases interleaved over rounds (median kept), on {machine}, "
         f"{'/'.join(map(str, threads)) or 'unrecorded'} thread(s) per case: `{command}`. Samples/s; "
         f"ratio = {first} / the other model.",
@@ -314,7 +318,7 @@ def _bench(study: Study, out: Path) -> tuple[list[str], list[Path]]:
         lines.append(f"| {mode} | {batch} | {tokens:,} | " + " | ".join(shown + ratios) + f" | {memory} |")
     failed = [r for r in records if "error" in r]
     lines += [f"- {r['model']} {r['mode']} b={r['batch']} n={r['tokens']} failed: {r['error']}" for r in failed]
-    return lines, [plot_scaling(records, out / "throughput.png")]
+    return lines, [plot_scaling(records, path.with_name(path.stem.replace("bench", "throughput") + ".png"))]
 
 
 def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool) -> tuple[list[str], list[Path]]:
@@ -481,8 +485,8 @@ def write_report(study: Study, *, root: Path, out: Path, quick: bool = False) ->
         raise StudyError(f"study {study.name!r} has no runs under {root}; run `bixt study run {study.name}` first")
     out.mkdir(parents=True, exist_ok=True)
     body, plots = RENDERERS[study.kind](study, records, out, quick)
-    if study.bench:
-        bench_lines, bench_plots = _bench(study, out)
+    for index in range(len(study.bench)):
+        bench_lines, bench_plots = _bench(study, out, index)
         body, plots = [*body, *bench_lines], [*plots, *bench_plots]
     flag = " --quick" if quick else ""
     seeds = " ".join(map(str, study.seeds))

@@ -20,7 +20,8 @@ The file is data only::
     matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
     checks: [point-order]                              # optional: extra measurements of every finished run
     bench: --model m1 m2 --tokens 1024 2048            # optional: the `bixt bench` arguments of the study's
-                                                       # throughput table (one invocation, see the report)
+                                                       # throughput table (one invocation, see the report), or a
+                                                       # list of them, one table each (e.g. one per batch size)
 
 Each (cell, seed) is one `bixt train` run; its overrides are the recipe's keys, so a cell's command line is exactly
 what a user would type to rerun it.
@@ -63,7 +64,8 @@ class Study:
     ordering: tuple[tuple[str, ...], ...] = ()  # groups of cells claimed to rank low -> high (checked by the report)
     matched_cost: bool = False  # the cells are meant to cost the same FLOPs: the report shows each one's deviation
     checks: tuple[StudyCheck, ...] = ()
-    bench: str = ""  # `bixt bench` arguments (no --out) whose JSON lines the report renders as a throughput table
+    # `bixt bench` invocations (arguments, no --out), each rendered by the report as one throughput table
+    bench: tuple[str, ...] = ()
     path: Path | None = None
 
     def cell_source(self, cell: str) -> str | None:
@@ -180,8 +182,12 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
     checks = raw.get("checks", [])
     if not isinstance(checks, list) or not set(checks) <= set(get_args(StudyCheck)):
         raise StudyError(f"{path}: checks must be a list of {get_args(StudyCheck)}, got {checks!r}")
-    if not isinstance(raw.get("bench", ""), str) or "--out" in raw.get("bench", ""):
-        raise StudyError(f"{path}: bench must be the `bixt bench` arguments as one string, without --out")
+    bench = raw.get("bench", [])
+    bench = [bench] if isinstance(bench, str) else bench
+    if not isinstance(bench, list) or not all(isinstance(args, str) and "--out" not in args for args in bench):
+        raise StudyError(
+            f"{path}: bench must be the `bixt bench` arguments as one string, or a list of such strings, without --out"
+        )
     return Study(
         name=path.stem,
         title=str(raw["title"]),
@@ -195,6 +201,6 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
         ordering=tuple(tuple(group) for group in ordering),
         matched_cost=bool(raw.get("matched_cost", False)),
         checks=tuple(checks),
-        bench=str(raw.get("bench", "")).strip(),
+        bench=tuple(args.strip() for args in bench),
         path=path,
     )
