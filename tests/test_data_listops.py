@@ -119,7 +119,21 @@ def test_lra_retrieval_and_text_readers(tmp_path):
     text = tmp_path / "train.tsv"
     text.write_text("0\tgreat film\n1\tbad\n")
     ds = read_labelled_text(text)
-    assert len(ds) == 2 and ds[1][1] == 1 and ds[1][0].tolist() == [c + 1 for c in b"bad"]
+    assert len(ds) == 2 and dict(zip(ds.labels, ds.texts, strict=True)) == {0: "great film", 1: "bad"}
+    bad = next(i for i in range(2) if ds[i][1] == 1)
+    assert ds[bad][0].tolist() == [c + 1 for c in b"bad"]
+
+
+def test_labelled_text_comes_in_a_seeded_order_not_sorted_by_label(tmp_path):
+    # a user's file sorted by label: the first N items (data.train_limit) must still hold both classes
+    text = tmp_path / "train.tsv"
+    text.write_text("".join(f"{label}\ttext {label} {i}\n" for label in (0, 1) for i in range(20)))
+    ds = read_labelled_text(text)
+    assert set(ds.labels[:8]) == {0, 1}
+    # each text keeps its label
+    assert all(t.startswith(f"text {y} ") for t, y in zip(ds.texts, ds.labels, strict=True))
+    assert read_labelled_text(text).texts == ds.texts  # the same order every time
+    assert read_labelled_text(text, seed=1).texts != ds.texts
 
 
 def test_generation_does_not_depend_on_worker_count():

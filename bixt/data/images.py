@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import Dataset
 
 from bixt.data.idx import DataFormatError, read_idx
+from bixt.data.order import seeded_order
 
 MNIST_CLASSES = ("0", "1", "2", "3", "4", "5", "6", "7", "8", "9")
 FASHION_MNIST_CLASSES = (
@@ -81,12 +82,6 @@ def load_idx_split(directory: str | Path, split: str, classes: Sequence[str]) ->
             f"[0, {len(classes)}) ({bad.size} such labels)"
         )
     return ImageTensorDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)), classes)
-
-
-def seeded_order(items: list, seed: int) -> list:
-    """``items`` in a random order fixed by ``seed``: folder data sets list their files class by class, and a
-    subset of the first N items (``data.train_limit``) would otherwise hold the first classes only."""
-    return [items[i] for i in np.random.default_rng(seed).permutation(len(items))]
 
 
 class ImageFolderDataset(Dataset):

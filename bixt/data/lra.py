@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from bixt.data.idx import DataFormatError
 from bixt.data.listops import NUM_CLASSES, VOCAB, TokenSequenceDataset
+from bixt.data.order import seeded_order
 from bixt.data.text import ByteTextDataset, encode_bytes
 
 # AAN texts are long; the csv module's default field limit (128 KiB) is too small for some of them.
@@ -95,8 +96,11 @@ def read_lra_retrieval(path: str | Path, *, max_length: int | None = 4096) -> Te
     return TextPairDataset(pairs, labels, max_length=max_length)
 
 
-def read_labelled_text(path: str | Path, *, num_classes: int = 2, max_length: int | None = 4096) -> ByteTextDataset:
-    """``label<TAB>text`` lines (LRA Text exported from TFDS) as a dataset of byte ids."""
+def read_labelled_text(
+    path: str | Path, *, num_classes: int = 2, max_length: int | None = 4096, seed: int = 0
+) -> ByteTextDataset:
+    """``label<TAB>text`` lines (LRA Text exported from TFDS, or a user's own file) as a dataset of byte ids, in a
+    random order fixed by ``seed`` (see ``seeded_order``: such files are often sorted by label)."""
     path = Path(path)
     texts, labels = [], []
     for line, row in _rows(path):
@@ -106,4 +110,5 @@ def read_labelled_text(path: str | Path, *, num_classes: int = 2, max_length: in
         texts.append(row[1])
     if not texts:
         raise DataFormatError(f"{path}: no examples")
-    return ByteTextDataset(texts, labels, max_length=max_length)
+    order = seeded_order(list(range(len(texts))), seed)
+    return ByteTextDataset([texts[i] for i in order], [labels[i] for i in order], max_length=max_length)

@@ -30,7 +30,8 @@ from torch.utils.data import Dataset
 
 from bixt.data.canvases import CanvasDataset
 from bixt.data.idx import DataFormatError
-from bixt.data.images import ImageTensorDataset, seeded_order
+from bixt.data.images import ImageTensorDataset
+from bixt.data.order import seeded_order
 
 
 def _h5py():
