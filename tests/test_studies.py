@@ -197,6 +197,8 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert "top1 permuted" in readme
     if name == "lra":  # its throughput table is one bench invocation, whose command the README gives
         assert "Not measured yet: `bixt bench --model bixt_lra_text transformer_lra_text" in readme
+        # FLOPs are counted at the example input's fixed length, and the README says which
+        assert "per sample at the input shape of each model's `example_input()`, [[256]]" in readme
 
 
 @pytest.mark.network_data

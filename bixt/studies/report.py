@@ -198,6 +198,13 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
         )
         if values and c:
             rows.append({"label": cell, "mflops": c["flops"] / 1e6, "values": values})
+    shapes = sorted({str(c["input_shape"]) for c in costed.values() if c})
+    lines += [
+        "",
+        f"MFLOPs and activations are per sample at the input shape of each model's `example_input()`, "
+        f"{' / '.join(shapes) or 'none'} (for sequence and point models a fixed size, which may differ from the "
+        "cell's data).",
+    ]
     spread = max(abs(f / budget - 1) for f in flops) if flops else float("nan")
     if study.matched_cost:
         lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
