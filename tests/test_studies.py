@@ -264,7 +264,7 @@ def test_analyze_attention_draws_the_authors_weights_on_an_image_folder(tmp_path
 
 
 def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Path, monkeypatch) -> None:
-    from bixt.studies.report import BENCH_NAME, _bench
+    from bixt.studies.report import _bench, bench_path
 
     monkeypatch.chdir(ROOT)
     study = load_study("lra")
@@ -282,7 +282,7 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
         {**base, "model": "bixt_lra_text", "tokens": 4096, "samples_per_s": 5.0, "step_s": 6.4, "peak_mem_mb": 2000},
         {**base, "model": "transformer_lra_text", "tokens": 4096, "error": ["MemoryError"]},
     ]
-    (tmp_path / BENCH_NAME).write_text("".join(json.dumps(r) + "\n" for r in records))
+    bench_path(tmp_path, 0).write_text("".join(json.dumps(r) + "\n" for r in records))
     lines, plots = _bench(study, tmp_path)
     assert "| train | 32 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
     assert "| train | 32 | 4,096 | 5.00 | failed | — | 2000 / — |" in lines
@@ -294,7 +294,8 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     waiting, _ = _bench(study, tmp_path, 1)
     assert "## Throughput, invocation 2" in waiting and any("Not measured yet" in line for line in waiting)
     second = [{**r, "batch": 256} for r in records[:2]]
-    (tmp_path / "bench-2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in second))
+    assert bench_path(tmp_path, 1) == tmp_path / "bench-2.jsonl"
+    bench_path(tmp_path, 1).write_text("".join(json.dumps(r) + "\n" for r in second))
     lines, plots = _bench(study, tmp_path, 1)
     assert "| train | 256 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
     assert any(f"--out {tmp_path / 'bench-2.jsonl'}" in line for line in lines)

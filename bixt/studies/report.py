@@ -32,7 +32,6 @@ from bixt.studies.spec import Study, StudyError
 
 RESULTS_NAME = "results.jsonl"
 README_NAME = "README.md"
-BENCH_NAME = "bench.jsonl"  # the study's `bixt bench` records, written by the command its README shows
 # Test images the symmetry measures average over, and the images of the Figure-1 grid.
 SYMMETRY_IMAGES = 1000
 GRID_IMAGES = 2
@@ -276,9 +275,11 @@ def _point_order(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def bench_path(out: Path, index: int) -> Path:
-    """Where the study's `index`-th bench invocation writes: ``bench.jsonl``, then ``bench-2.jsonl``, ..."""
-    return out / (BENCH_NAME if index == 0 else f"bench-{index + 1}.jsonl")
+def bench_path(out: Path, index: int, *, plot: bool = False) -> Path:
+    """Where the study's `index`-th bench invocation writes (``bench.jsonl``, then ``bench-2.jsonl``, ...), or with
+    `plot` where its throughput plot goes (``throughput.png``, ``throughput-2.png``, ...)."""
+    stem, suffix = ("throughput", ".png") if plot else ("bench", ".jsonl")
+    return out / (f"{stem}{suffix}" if index == 0 else f"{stem}-{index + 1}{suffix}")
 
 
 def bench_command(study: Study, out: Path, index: int = 0) -> str:
@@ -325,7 +326,7 @@ def _bench(study: Study, out: Path, index: int = 0) -> tuple[list[str], list[Pat
         lines.append(f"| {mode} | {batch} | {tokens:,} | " + " | ".join(shown + ratios) + f" | {memory} |")
     failed = [r for r in records if "error" in r]
     lines += [f"- {r['model']} {r['mode']} b={r['batch']} n={r['tokens']} failed: {r['error']}" for r in failed]
-    return lines, [plot_scaling(records, path.with_name(path.stem.replace("bench", "throughput") + ".png"))]
+    return lines, [plot_scaling(records, bench_path(out, index, plot=True))]
 
 
 def _scaling(study: Study, records: list[dict[str, Any]], out: Path, quick: bool) -> tuple[list[str], list[Path]]:
