@@ -7,6 +7,7 @@ model (in forward and reverse order on alternate repeats), so that load changes 
     python benchmarks/interleaved_paths.py bixt_ti_l64_p16s4 --img 56 --batch 8 --repeats 8
     python benchmarks/interleaved_paths.py bixt_ti_cnv_l64_d13_p8 --img 32 --batch 256 --repeats 15 \\
         --options '{"in_chans": 1, "num_classes": 10, "embed_dim": 64, "depth": 4, "num_heads": 2, "num_latents": 8}'
+    python benchmarks/interleaved_paths.py transformer_lra_text --length 1024 --batch 8 --paths explicit fused chunked
 
 With ``--precisions fp32 bf16`` every path runs in each precision (bf16 = bf16 autocast), interleaved alike; ratios
 are against the first path in the first precision.
@@ -32,7 +33,9 @@ from bixt.layers.attention_paths import set_attention_path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model")
-    parser.add_argument("--img", type=int, required=True, help="image side in pixels")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--img", type=int, help="image models: image side in pixels")
+    size.add_argument("--length", type=int, help="sequence models (e.g. transformer_lra_text): tokens per sample")
     parser.add_argument("--batch", type=int, required=True)
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--options", type=json.loads, default={}, help="model config overrides as JSON")
@@ -41,9 +44,15 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model = bixt.create_model(args.model, img_size=args.img, **args.options)
+    if args.img is not None:
+        model = bixt.create_model(args.model, img_size=args.img, **args.options)
+        inputs = torch.randn(args.batch, model.config.in_chans, args.img, args.img)
+        tokens = model.tokenizer(inputs[:1]).tokens.shape[1]
+    else:
+        model = bixt.create_model(args.model, **args.options)
+        inputs = model.example_input(args.batch, args.length)  # random ids, some samples padded
+        tokens = args.length
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    images = torch.randn(args.batch, model.config.in_chans, args.img, args.img)
     labels = torch.randint(0, model.config.num_classes, (args.batch,))
     cases = [f"{path} {precision}" for path, precision in itertools.product(args.paths, args.precisions)]
     times: dict[str, list[float]] = {case: [] for case in cases}
@@ -54,13 +63,12 @@ def main() -> None:
             bf16 = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
             start = time.perf_counter()
             with bf16:
-                loss = F.cross_entropy(model(images), labels)
+                loss = F.cross_entropy(model(inputs), labels)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             if repeat:
                 times[case].append(time.perf_counter() - start)
-    tokens = model.tokenizer(images[:1]).tokens.shape[1]
     medians = {case: statistics.median(values) for case, values in times.items()}
     print(f"{args.model} {args.options} tokens={tokens} batch={args.batch} threads={torch.get_num_threads()}")
     print(f"# {machine_description()}")

@@ -6,10 +6,11 @@ inputs (under autocast, the autocast dtype) and the size of the similarity matri
 ``AUTO_RULES``: on CPU in fp32, ``explicit`` while the matrix is small (at most ``AUTO_EXPLICIT_MAX_SIMILARITY``
 elements, e.g. batch 8 of BiXT-Ti at 196 tokens), where the reference path is at least as fast as two fused kernels
 and its extra memory is small, and ``fused`` above, where PyTorch's flash-attention kernel keeps memory linear in n
-and beats the chunked path's eager elementwise ops; on CPU in bf16, whose flash backward is slow, ``explicit`` and
-then ``chunked`` (BENCHMARKS.md §1, §6). What it chose is recorded (`auto_choices`; runs write it to kernels.json,
-benchmarks to their records). The choice of path is global: ``set_attention_path``, the ``attention_path`` context
-manager, or the environment variable ``BIXT_ATTN``. Asking for attention maps always runs ``explicit``.
+and beats the chunked path's eager elementwise ops; on CPU in bf16, whose flash backward is slow with few queries,
+``explicit`` and then ``chunked``, but ``fused`` for large square attention (BENCHMARKS.md §1, §6). What it chose is
+recorded (`auto_choices`; runs write it to kernels.json, benchmarks to their records). The choice of path is global:
+``set_attention_path``, the ``attention_path`` context manager, or the environment variable ``BIXT_ATTN``. Asking for
+attention maps always runs ``explicit``.
 """
 
 from __future__ import annotations
@@ -69,11 +70,22 @@ def attention_path(path: AttentionPath) -> Iterator[None]:
 @dataclass(frozen=True)
 class AutoRule:
     """How ``auto`` picks a path for one device type and dtype: explicit while the similarity matrix has at most
-    `explicit_max_similarity` elements (b * h * m * n), `large_path` above. `measured` names the measurement."""
+    `explicit_max_similarity` elements (b * h * m * n), `large_path` above; but `square_path` above for calls whose
+    queries and keys both number at least `square_min` (a full Transformer's n x n attention), where set. `measured`
+    names the measurement."""
 
     explicit_max_similarity: int
     large_path: str
     measured: str
+    square_min: int | None = None
+    square_path: str | None = None
+
+    def path_for(self, b: int, h: int, m: int, n: int) -> str:
+        if b * h * m * n <= self.explicit_max_similarity:
+            return "explicit"
+        if self.square_min is not None and min(m, n) >= self.square_min:
+            return self.square_path
+        return self.large_path
 
 
 # auto, per (device type, dtype of the attention inputs; under autocast the autocast dtype). See the module docstring.
@@ -81,10 +93,18 @@ AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
     ("cpu", torch.float32): AutoRule(
         AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
     ),
-    # bf16: the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136 tokens), so the shared similarity
-    # is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens, batch 8) and in chunks above (fastest
-    # at 3,136 tokens, and the least memory); BENCHMARKS.md §6, AMD EPYC Zen 4 (AVX512-BF16).
-    ("cpu", torch.bfloat16): AutoRule(2**22, "chunked", "BENCHMARKS.md §6 (AMD EPYC Zen 4, AVX512-BF16, no AMX)"),
+    # bf16: with few queries (BiXT's latents) the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136
+    # tokens), so the shared similarity is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens,
+    # batch 8) and in chunks above (fastest at 3,136 tokens, and the least memory). A full Transformer's square
+    # attention is the other way round: from 256 queries and keys the flash kernel is 1.6-2.7x faster than chunks
+    # (1,024 and 2,048 tokens fastest of the three). BENCHMARKS.md §6.2, AMD EPYC Zen 4 (AVX512-BF16).
+    ("cpu", torch.bfloat16): AutoRule(
+        2**22,
+        "chunked",
+        "BENCHMARKS.md §6.2 (AMD EPYC Zen 4, AVX512-BF16, no AMX)",
+        square_min=256,
+        square_path="fused",
+    ),
 }
 # Device types and dtypes without a measurement of their own (CUDA: no GPU was lent when the rules were measured).
 AUTO_RULE_UNMEASURED = AutoRule(AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "not measured: the fp32 CPU rule")
@@ -121,7 +141,7 @@ def choose_path(kind: str, need_maps: bool, dropout_p: float, queries: torch.Ten
         rule = auto_rule(queries.device.type, queries.dtype)
         b, h, m = max(queries.shape[0], keys.shape[0]), queries.shape[1], queries.shape[2]
         n = keys.shape[2]
-        path = "explicit" if b * h * m * n <= rule.explicit_max_similarity else rule.large_path
+        path = rule.path_for(b, h, m, n)
         if _without_dropout(path) and dropout_p > 0:
             path = "fused"  # the only fast path with attention dropout
         dtype = str(queries.dtype).removeprefix("torch.")
@@ -144,7 +164,8 @@ def resolved_attention_path(model: nn.Module, device: torch.device | str, dtype:
         isinstance(p := getattr(m, "attn_drop", None), float) and p > 0 for m in model.modules()
     ):
         large = "fused"  # as `choose_path` does in training, where attention dropout is on
+    square = "" if rule.square_min is None else f" ({rule.square_path} for >= {rule.square_min} queries and keys)"
     return (
-        f"auto: explicit up to {rule.explicit_max_similarity} similarity elements (b*h*m*n), {large} above "
+        f"auto: explicit up to {rule.explicit_max_similarity} similarity elements (b*h*m*n), {large} above{square} "
         f"({rule.measured})"
     )
