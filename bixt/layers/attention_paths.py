@@ -81,6 +81,7 @@ class AutoRule:
     square_path: str | None = None
 
     def path_for(self, b: int, h: int, m: int, n: int) -> str:
+        """The path for b * h similarity matrices of m queries against n keys."""
         if b * h * m * n <= self.explicit_max_similarity:
             return "explicit"
         if self.square_min is not None and min(m, n) >= self.square_min:
@@ -96,8 +97,8 @@ AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
     # bf16: with few queries (BiXT's latents) the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136
     # tokens), so the shared similarity is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens,
     # batch 8) and in chunks above (fastest at 3,136 tokens, and the least memory). A full Transformer's square
-    # attention is the other way round: from 256 queries and keys the flash kernel is 1.6-2.7x faster than chunks
-    # (1,024 and 2,048 tokens fastest of the three). BENCHMARKS.md §6.2, AMD EPYC Zen 4 (AVX512-BF16).
+    # attention is the other way round: from 256 queries and keys the flash kernel is 1.6-3.0x faster than chunks
+    # (and the fastest of the three at 1,024 and 2,048 tokens). BENCHMARKS.md §6.2, AMD EPYC Zen 4 (AVX512-BF16).
     ("cpu", torch.bfloat16): AutoRule(
         2**22,
         "chunked",
