@@ -199,3 +199,20 @@ def test_bixt_eval_reproduces_the_logged_figures(tmp_path, capsys):
     assert cli_main(["eval", str(tmp_path / "fm")]) == 0
     out = capsys.readouterr().out
     assert f"top1             {report.metrics['top1']:.4f}   (logged at this step: {report.logged['top1']:.4f})" in out
+    # Other data of the same data set: the options change what is loaded, so nothing logged is shown beside it.
+    result = tmp_path / "other.json"
+    assert cli_main(["eval", str(tmp_path / "fm"), "--data-options", '{"max_items": 10}', "--json", str(result)]) == 2
+    assert "max_items" in capsys.readouterr().err and not result.exists()  # a bad option: an error, no file
+    assert cli_main(["eval", str(tmp_path / "fm"), "--limit", "20", "--data-options", "{}", "--json", str(result)]) == 0
+    written = json.loads(result.read_text())
+    assert written["num_items"] == 20 and written["metrics"].keys() == report.metrics.keys()
+
+
+def test_merged_options_merge_nested_mappings_key_by_key() -> None:
+    from bixt.engine.evaluation import merged_options
+
+    base = {"num_examples": 16000, "config": {"min_length": 50, "max_length": 250}}
+    changed = merged_options(base, {"config": {"min_length": 1024, "max_length": 2048}, "seed": 3})
+    assert changed == {"num_examples": 16000, "config": {"min_length": 1024, "max_length": 2048}, "seed": 3}
+    assert base["config"]["min_length"] == 50  # the run's own options are left as they were
+    assert merged_options({"config": {"a": 1}}, {"config": 2}) == {"config": 2}

@@ -128,6 +128,16 @@ def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypa
             "or a list of such strings",
         ),
         ("[1, 2]\n", "a study file is a mapping"),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\n"
+            "evaluations: {cells: [b], axis: tokens, sets: {long: {x: 1, options: {}}}}\n",
+            "evaluations.cells must list cells of the study",
+        ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\n"
+            "evaluations: {cells: [a], axis: tokens, sets: {long: {options: {}}}}\n",
+            "evaluation set 'long' must be {x: number, options: mapping}",
+        ),
     ],
 )
 def test_bad_study_files_say_what_is_wrong(tmp_path: Path, monkeypatch, text: str, message: str) -> None:
@@ -186,7 +196,7 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
     assert f"bixt study run {name} --quick" in readme and "## Every run" in readme
     for png in tmp_path.glob("results/*.png"):
         assert png.stat().st_size > 10_000
-    expected = {"scaling": 2, "symmetry": 3}.get(name, 1)
+    expected = {"scaling": 2, "symmetry": 3, "lra": 2}.get(name, 1)
     assert len(list(tmp_path.glob("results/*.png"))) == expected
     if name == "points":  # the point-order check: as stored it is the run's own final evaluation
         for record in records:
@@ -199,6 +209,17 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert "Not measured yet: `bixt bench --model bixt_lra_text transformer_lra_text" in readme
         # FLOPs are counted at the example input's fixed length, and the README says which
         assert "per sample at the input shape of each model's `example_input()`, [[256]]" in readme
+        # Its evaluations on longer expressions: one result per set; the "own" set (no options changed) is the
+        # run's own test data, so it reproduces the run's final evaluation.
+        evaluated = [r for r in records if r["cell"] in study.evaluations.cells]
+        assert evaluated and all(set(r["evaluations"]) == {e.name for e in study.evaluations.sets} for r in evaluated)
+        for record in evaluated:
+            assert record["evaluations"]["own"]["metrics"]["top1"] == pytest.approx(record["final"]["top1"])
+            longest = record["evaluations"]["tokens-1024-2048"]
+            assert longest["num_items"] == 8 and longest["data_options"]["config"]["min_length"] == 1024
+        assert "## Evaluated on other data" in readme
+        again = _bixt("study", "run", name, "--quick", "--root", str(tmp_path), "--cells", *study.evaluations.cells)
+        assert again.returncode == 0 and "evaluation own: done before, kept" in again.stdout
 
 
 @pytest.mark.network_data

@@ -32,6 +32,56 @@ def plot_cell_comparison(rows: list[dict[str, Any]], path: Path, *, title: str, 
         plt.close(fig)
 
 
+def plot_by_axis(
+    series: dict[str, list[tuple[float, float, float]]],
+    throughput: list[dict[str, Any]],
+    path: Path,
+    *,
+    xlabel: str,
+    title: str,
+) -> Path:
+    """Left: each cell's metric (mean ± std) against a numeric axis, e.g. sequence length; right, when given, training
+    samples/s of bench records (one line per model and batch) against tokens, on the same log-2 axis."""
+    plt = _pyplot("study plot", "train")
+    panels = 2 if throughput else 1
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), layout="constrained", squeeze=False)
+    ax = axes[0][0]
+    for i, (cell, points) in enumerate(series.items()):
+        points = sorted(points)
+        ax.errorbar(
+            [p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], fmt="o-", capsize=4,
+            color=f"C{i}", label=cell,
+        )  # fmt: skip
+    ax.set(xlabel=xlabel, ylabel="test metric (%), mean ± std over seeds", title="accuracy")
+    if throughput:
+        lines: dict[str, list[tuple[int, float]]] = {}
+        for record in throughput:
+            lines.setdefault(f"{record['model']} b={record['batch']}", []).append(
+                (record["tokens"], record["samples_per_s"])
+            )
+        right = axes[0][1]
+        for label, points in sorted(lines.items()):
+            points.sort()
+            right.plot([p[0] for p in points], [p[1] for p in points], "s--", label=label)
+        right.set(xlabel="tokens per sample", ylabel="training samples/s", title="training throughput (bixt bench)")
+        right.set_yscale("log")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ticks = sorted({p[0] for points in series.values() for p in points} | {r["tokens"] for r in throughput})
+    for panel in axes[0]:
+        panel.set_xscale("log", base=2)
+        panel.set_xticks(ticks)  # the measured values, as plain numbers
+        panel.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        panel.xaxis.set_minor_formatter(NullFormatter())
+        panel.grid(alpha=0.3, which="both")
+        panel.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    try:
+        return _save(fig, path, dpi=110)
+    finally:
+        plt.close(fig)
+
+
 def _accuracy_and_cost(
     lines: list[tuple[str, list[tuple[float, float, float]], str]], path: Path, *, xlabel: str, title: str
 ) -> Path:

@@ -8,6 +8,7 @@ the finished runs into results/NAME/ (results.jsonl, README.md with tables, plot
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -54,9 +55,16 @@ def main(argv: list[str]) -> int:
                 threads=args.threads,
                 echo=lambda line: print(line, flush=True),
             )
-            unfinished = [run for run, record in outcome if record.status != "finished"]
-            if unfinished:
-                names = ", ".join(f"{run.cell}/seed-{run.seed}" for run in unfinished)
+            from bixt.studies.evaluations import run_evaluations
+
+            # one at a time after the training runs, on all the cores those used
+            eval_threads = args.threads * args.jobs if args.threads else os.cpu_count() or 1
+            failed = run_evaluations(
+                study, outcome, quick=args.quick, threads=eval_threads, echo=lambda line: print(line, flush=True)
+            )
+            unfinished = [f"{run.cell}/seed-{run.seed}" for run, record in outcome if record.status != "finished"]
+            if unfinished or failed:
+                names = ", ".join([*unfinished, *failed])
                 print(f"not finished: {names} (see their .log files; rerun to retry)", file=sys.stderr)
                 return 1
             return 0

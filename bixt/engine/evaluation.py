@@ -6,6 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bixt.engine.builders import build_augment, load_split, make_loader, resolve_device, resolve_run_precision
 from bixt.engine.checkpoint import load_weights, read_meta, resolve_checkpoint, run_dir_of
@@ -35,7 +36,10 @@ def evaluate_checkpoint(
     batch_size: int | None = None,
     ema: bool = False,
     device: str | None = None,
+    data_options: dict[str, Any] | None = None,
 ) -> EvalReport:
+    """`data_options`: merged into the run's ``data.options`` (nested mappings key by key), to evaluate the same
+    weights on other data of the same data set, e.g. longer generated sequences."""
     checkpoint = resolve_checkpoint(path, prefer="best")
     config_path = run_dir_of(checkpoint) / RUN_CONFIG_NAME
     if not config_path.is_file():
@@ -43,6 +47,9 @@ def evaluate_checkpoint(
     config = load_config(config_path)
     if device is not None:
         config = dataclasses.replace(config, device=device)
+    if data_options:
+        options = merged_options(config.data.options, data_options)
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, options=options))
     info = env_info()
     torch_device = resolve_device(config, info)
     init_distributed(info, torch_device)
@@ -69,10 +76,21 @@ def evaluate_checkpoint(
     )
     metrics = evaluate(model, loader, settings)
     meta = read_meta(checkpoint)
-    same_data = split == config.data.eval_split and (limit is None or limit == config.data.eval_limit)
+    same_data = (
+        not data_options and split == config.data.eval_split and (limit is None or limit == config.data.eval_limit)
+    )
     logged = meta.get("last_eval", {}) if same_data and meta.get("last_eval_step") == meta["step"] else {}
     if ema:
         logged = {k.removeprefix("ema_"): v for k, v in logged.items() if k.startswith("ema_")}
     else:
         logged = {k: v for k, v in logged.items() if not k.startswith("ema_")}
     return EvalReport(checkpoint, meta["step"], split, len(dataset), metrics, logged)
+
+
+def merged_options(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied; where both hold a mapping under one key, the two are merged likewise."""
+    merged = dict(base)
+    for key, value in changes.items():
+        both = isinstance(value, dict) and isinstance(merged.get(key), dict)
+        merged[key] = merged_options(merged[key], value) if both else value
+    return merged

@@ -27,6 +27,7 @@ from bixt.bench.cost import count_cost
 from bixt.engine.tasks import PRIMARY_METRIC
 from bixt.fileio import atomic_write
 from bixt.run_metrics import METRICS_NAME, read_metrics
+from bixt.studies.evaluations import evaluation_path, read_evaluation
 from bixt.studies.runner import plan, read_record
 from bixt.studies.spec import Study, StudyError
 
@@ -102,6 +103,11 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
                 "depth": getattr(model.config, "depth", None),
             },
         }
+        if study.evaluations is not None and run.cell in study.evaluations.cells:
+            base["evaluations"] = {
+                e.name: read_evaluation(evaluation_path(run.run_dir, study.evaluations, e, quick=quick))
+                for e in study.evaluations.sets
+            }
         if "point-order" in study.checks and runner.status == "finished":
             base["point_order"] = dataclasses.asdict(check_point_order(run.run_dir, limit=POINT_ORDER_ITEMS))
         records.append(base)
@@ -273,6 +279,51 @@ def _point_order(records: list[dict[str, Any]]) -> list[str]:
             f"{c['top1_permuted'] - c['top1']:+.2f} | {c['max_logit_change']:.2g} |"
         )
     return lines
+
+
+def _evaluations(study: Study, records: list[dict[str, Any]], out: Path) -> tuple[list[str], list[Path]]:
+    """The extra evaluations: per cell and set, the primary metric over seeds, and a plot against the sets' axis
+    beside the first bench invocation's training throughput (when measured) on the same axis."""
+    evaluations = study.evaluations
+    if evaluations is None:
+        return [], []
+    checked = [r for r in records if r.get("evaluations")]
+    items = f"the first {evaluations.limit:,} items" if evaluations.limit else "as many items as the run evaluated"
+    lines = [
+        "",
+        "## Evaluated on other data",
+        "",
+        f"The last checkpoint of every finished run of {', '.join(evaluations.cells)} evaluated again, on {items} "
+        "of each set below (`bixt eval RUN/checkpoints/last --data-options OPTIONS`; each run's `evaluations` field in "
+        f"{RESULTS_NAME} holds the results). The table shows the primary metric (%), mean ± std over seeds; each "
+        f"column is a set and its place on the plot's axis ({evaluations.axis}).",
+        "",
+        f"| cell | {' | '.join(f'{e.name}: {e.x:g}' for e in evaluations.sets)} |",
+        "|---|" + "---|" * len(evaluations.sets),
+    ]
+    series = {}
+    for cell, runs in _by_cell(checked).items():
+        row, points = [], []
+        for e in evaluations.sets:
+            values = [r["evaluations"][e.name]["metrics"][r["primary"]] for r in runs if r["evaluations"].get(e.name)]
+            row.append(f"{_pm(values)} ({len(values)} of {len(runs)})")
+            if values:
+                points.append((e.x, statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0))
+        lines.append(f"| {cell} | {' | '.join(row)} |")
+        series[cell] = points
+    lines += ["", "Data options of each set (merged into the run's own `data.options`):", ""]
+    lines += [f"- {e.name}: `{json.dumps(e.options)}`" for e in evaluations.sets]
+    throughput = []
+    if study.bench and bench_path(out, 0).is_file():
+        throughput = [json.loads(line) for line in bench_path(out, 0).read_text().splitlines() if line.strip()]
+    plot = study_plots.plot_by_axis(
+        series,
+        [r for r in throughput if r.get("mode") == "train" and "error" not in r],
+        out / "evaluations.png",
+        xlabel=evaluations.axis,
+        title=study.title,
+    )
+    return lines, [plot]
 
 
 def bench_path(out: Path, index: int, *, plot: bool = False) -> Path:
@@ -493,6 +544,8 @@ def write_report(study: Study, *, root: Path, out: Path, quick: bool = False) ->
         raise StudyError(f"study {study.name!r} has no runs under {root}; run `bixt study run {study.name}` first")
     out.mkdir(parents=True, exist_ok=True)
     body, plots = RENDERERS[study.kind](study, records, out, quick)
+    evaluation_lines, evaluation_plots = _evaluations(study, records, out)
+    body, plots = [*body, *evaluation_lines], [*plots, *evaluation_plots]
     for index in range(len(study.bench)):
         bench_lines, bench_plots = _bench(study, out, index)
         body, plots = [*body, *bench_lines], [*plots, *bench_plots]

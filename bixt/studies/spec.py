@@ -22,6 +22,14 @@ The file is data only::
     bench: --model m1 m2 --tokens 1024 2048            # optional: the `bixt bench` arguments of the study's
                                                        # throughput table (one invocation, see the report), or a
                                                        # list of them, one table each (e.g. one per batch size)
+    evaluations:                                       # optional: the last checkpoint of each finished run of
+      cells: [other-task]                              # `cells` evaluated again on other data of its data set
+      axis: longest sequence (tokens)                  # (`bixt eval --data-options`), one table and one plot
+      limit: 2000                                      # items per evaluation (default: the run's eval_limit)
+      quick: {num_examples: 8}                         # merged into every set's options under --quick
+      sets:                                            # set name -> its place on the plot's axis and the
+        own: {x: 250, options: {}}                     # data.options it changes (nested mappings merge)
+        long: {x: 1024, options: {config: {min_length: 512, max_length: 1024}}}
 
 Each (cell, seed) is one `bixt train` run; its overrides are the recipe's keys, so a cell's command line is exactly
 what a user would type to rerun it.
@@ -51,6 +59,30 @@ class StudyError(ValueError):
 
 
 @dataclass(frozen=True)
+class EvaluationSet:
+    """Other data of a cell's data set: ``options`` merged into the run's ``data.options``, placed at ``x``."""
+
+    name: str
+    x: float
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Evaluations:
+    """Finished runs of ``cells`` evaluated again on each set (the study's `evaluations` key)."""
+
+    cells: tuple[str, ...]
+    axis: str
+    sets: tuple[EvaluationSet, ...]
+    limit: int | None = None
+    quick: dict[str, Any] = field(default_factory=dict)
+
+    def options(self, evaluation: EvaluationSet, *, quick: bool) -> dict[str, Any]:
+        """The data options of `evaluation`; under --quick the study's shrinking ones on top."""
+        return {**evaluation.options, **self.quick} if quick else dict(evaluation.options)
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     title: str
@@ -66,6 +98,7 @@ class Study:
     checks: tuple[StudyCheck, ...] = ()
     # `bixt bench` invocations (arguments, no --out), each rendered by the report as one throughput table
     bench: tuple[str, ...] = ()
+    evaluations: Evaluations | None = None
     path: Path | None = None
 
     def cell_source(self, cell: str) -> str | None:
@@ -133,7 +166,7 @@ def _is_study_file(path: Path) -> bool:
 def _parse(raw: dict[str, Any], path: Path) -> Study:
     allowed = {
         "title", "kind", "recipe", "seeds", "cells", "overrides", "quick", "notes", "ordering", "matched_cost",
-        "checks", "bench",
+        "checks", "bench", "evaluations",
     }  # fmt: skip
     unknown = sorted(set(raw) - allowed)
     if unknown:
@@ -202,5 +235,42 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
         matched_cost=bool(raw.get("matched_cost", False)),
         checks=tuple(checks),
         bench=tuple(args.strip() for args in bench),
+        evaluations=_parse_evaluations(raw["evaluations"], cells, path) if "evaluations" in raw else None,
         path=path,
+    )
+
+
+def _parse_evaluations(raw: Any, cells: dict[str, Any], path: Path) -> Evaluations:
+    shape = "a mapping with cells, axis and sets (set name -> {x: number, options: mapping}), optionally limit, quick"
+    if not isinstance(raw, dict) or not {"cells", "axis", "sets"} <= set(raw):
+        raise StudyError(f"{path}: evaluations must be {shape}")
+    unknown = sorted(set(raw) - {"cells", "axis", "sets", "limit", "quick"})
+    if unknown:
+        raise StudyError(f"{path}: evaluations: unknown keys {unknown}; it is {shape}")
+    chosen = raw["cells"]
+    if not isinstance(chosen, list) or not chosen or not set(chosen) <= set(cells):
+        raise StudyError(f"{path}: evaluations.cells must list cells of the study, got {chosen!r}")
+    limit = raw.get("limit")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise StudyError(f"{path}: evaluations.limit must be a positive whole number, got {limit!r}")
+    if not isinstance(raw.get("quick", {}), dict):
+        raise StudyError(f"{path}: evaluations.quick must map data options to values")
+    sets = raw["sets"]
+    if not isinstance(sets, dict) or not sets:
+        raise StudyError(f"{path}: evaluations.sets must map set names to {{x: number, options: mapping}}")
+    parsed = []
+    for name, entry in sets.items():
+        if not isinstance(name, str) or not _CELL_NAME.fullmatch(name):
+            raise StudyError(f"{path}: evaluation set name {name!r} must be lower-case letters, digits, '-' or '_'")
+        x = entry.get("x") if isinstance(entry, dict) else None
+        numeric = isinstance(x, int | float) and not isinstance(x, bool)
+        if not numeric or set(entry) != {"x", "options"} or not isinstance(entry["options"], dict):
+            raise StudyError(f"{path}: evaluation set {name!r} must be {{x: number, options: mapping}}, got {entry!r}")
+        parsed.append(EvaluationSet(name, float(x), dict(entry["options"])))
+    return Evaluations(
+        cells=tuple(chosen),
+        axis=str(raw["axis"]),
+        sets=tuple(parsed),
+        limit=limit,
+        quick=dict(raw.get("quick", {})),
     )
