@@ -313,6 +313,8 @@ def _evaluations(study: Study, records: list[dict[str, Any]], out: Path) -> tupl
         series[cell] = points
     lines += ["", "Data options of each set (merged into the run's own `data.options`):", ""]
     lines += [f"- {e.name}: `{json.dumps(e.options)}`" for e in evaluations.sets]
+    if not any(series.values()):
+        return [*lines, "", f"None evaluated yet: `bixt study run {study.name}` evaluates its finished runs."], []
     throughput = []
     if study.bench and bench_path(out, 0).is_file():
         throughput = [json.loads(line) for line in bench_path(out, 0).read_text().splitlines() if line.strip()]
