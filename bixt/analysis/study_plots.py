@@ -43,6 +43,8 @@ def plot_by_axis(
     """Left: each cell's metric (mean ± std) against a numeric axis, e.g. sequence length; right, when given, training
     samples/s of bench records (one line per model and batch) against tokens, on the same log-2 axis."""
     plt = _pyplot("study plot", "train")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
     panels = 2 if throughput else 1
     fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4.5), layout="constrained", squeeze=False)
     ax = axes[0][0]
@@ -65,8 +67,8 @@ def plot_by_axis(
             right.plot([p[0] for p in points], [p[1] for p in points], "s--", label=label)
         right.set(xlabel="tokens per sample", ylabel="training samples/s", title="training throughput (bixt bench)")
         right.set_yscale("log")
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
+        right.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        right.yaxis.set_minor_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ticks = sorted({p[0] for points in series.values() for p in points} | {r["tokens"] for r in throughput})
     for panel in axes[0]:
         panel.set_xscale("log", base=2)
