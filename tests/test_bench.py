@@ -104,7 +104,9 @@ def test_suite_keeps_rounds_in_order_and_picks_the_median_round(monkeypatch) -> 
 
     monkeypatch.setattr(suite, "_run_case_process", fake_process)
     (record,) = suite.run_suite([BenchCase(model="bixt_lra_listops", tokens=64, batch=2)], rounds=4, log=lambda _: None)
-    assert record["step_s_rounds"] == [0.3, 0.1, 0.2]  # round order, not sorted: pairable with another case's rounds
-    assert record["peak_mem_mb_rounds"] == [300.0, 100.0, 200.0]
+    # round order, not sorted, and the failed round kept as None: index i is round i, pairable with another case's
+    assert record["step_s_rounds"] == [0.3, 0.1, None, 0.2]
+    assert record["peak_mem_mb_rounds"] == [300.0, 100.0, None, 200.0]
     assert record["step_s"] == 0.2 and record["median_round"] == 3 and record["rounds"] == 3
+    assert record["step_s_rounds"][record["median_round"]] == record["step_s"]
     assert record["peak_fraction"] == pytest.approx(5.0 / 100.0)

@@ -127,6 +127,10 @@ def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypa
             "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\nbench: [[--tokens]]\n",
             "or a list of such strings",
         ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\nbench: ''\n",
+            "none empty",
+        ),
         ("[1, 2]\n", "a study file is a mapping"),
         (
             "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\n"

@@ -68,13 +68,14 @@ def run_suite(
             results.append(records[-1] | {"machine": machine})
             continue
         # The record of the median round (of an even count, the faster middle one: a real measurement, not a mean);
-        # the per-round lists stay in round order, so that two cases' rounds can be paired afterwards.
+        # the per-round lists hold every round in order, None where one failed, so that index i is round i for
+        # every case (two cases' rounds pair up) and median_round indexes them.
         median = sorted(ok, key=lambda rec: rec["step_s"])[(len(ok) - 1) // 2]
         record = median | {
             "rounds": len(ok),
             "median_round": records.index(median),
-            "step_s_rounds": [rec["step_s"] for rec in ok],
-            "peak_mem_mb_rounds": [rec["peak_mem_mb"] for rec in ok],
+            "step_s_rounds": [rec.get("step_s") for rec in records],
+            "peak_mem_mb_rounds": [rec.get("peak_mem_mb") for rec in records],
             "matmul_peak_gflop_s": peak,
             "machine": machine,
         }

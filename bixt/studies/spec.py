@@ -217,9 +217,13 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
         raise StudyError(f"{path}: checks must be a list of {get_args(StudyCheck)}, got {checks!r}")
     bench = raw.get("bench", [])
     bench = [bench] if isinstance(bench, str) else bench
-    if not isinstance(bench, list) or not all(isinstance(args, str) and "--out" not in args for args in bench):
+    valid = isinstance(bench, list) and all(
+        isinstance(args, str) and args.strip() and "--out" not in args for args in bench
+    )
+    if not valid:
         raise StudyError(
             f"{path}: bench must be the `bixt bench` arguments as one string, or a list of such strings, without --out"
+            " and none empty (leave bench out for no throughput table)"
         )
     return Study(
         name=path.stem,
