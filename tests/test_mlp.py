@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import bixt.layers.mlp as mlp_module
-from bixt.layers.mlp import Mlp
+from bixt.layers.mlp import Mlp, norm_then_mlp
 
 
 @pytest.fixture
@@ -84,3 +84,104 @@ def test_hidden_dropout_uses_the_plain_composition() -> None:
     torch.manual_seed(1)
     expected = mlp.drop2(mlp.fc2(mlp.drop1(mlp.act(mlp.fc1(x)))))
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+# -- the pre-norm branch that keeps only its input ------------------------------------------------------------------
+
+
+@pytest.fixture
+def always_from_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 0)
+
+
+def _norm_and_mlp(dim: int = 16, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.LayerNorm, Mlp]:
+    torch.manual_seed(0)
+    norm, mlp = torch.nn.LayerNorm(dim, eps=1e-6).to(dtype), Mlp(dim, 4 * dim).to(dtype)
+    with torch.no_grad():  # off the identity, so that a wrong norm gradient shows
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.uniform_(-0.5, 0.5)
+    return norm, mlp
+
+
+def test_norm_then_mlp_from_input_matches_the_plain_composition_in_float64(always_from_input) -> None:
+    norm, mlp = _norm_and_mlp(dtype=torch.float64)
+    x = torch.randn(3, 7, 16, dtype=torch.float64, requires_grad=True)
+    inputs = (x, *norm.parameters(), *mlp.parameters())
+    out = norm_then_mlp(x, norm, mlp)
+    assert out.grad_fn.name().startswith("NormMlpFromInput")  # the recomputing path ran, not the plain one
+    expected = _plain(mlp, norm(x))
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    for got, want in zip(
+        torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_norm_then_mlp_from_input_keeps_neither_the_hidden_layer_nor_the_norm_output(
+    always_from_input, always_recompute
+) -> None:
+    norm, mlp = _norm_and_mlp()
+    x = torch.randn(5, 11, 16, requires_grad=True)
+    saved = _saved_bytes(lambda t: norm_then_mlp(t, norm, mlp), x)
+    plain = _saved_bytes(lambda t: mlp(norm(t)), x)  # the GELU-recomputing MLP: keeps fc1's input and output
+    # fewer: the norm's output (16 wide) and fc1's (64 wide), and the norm's mean and 1/std (one each per row); one
+    # more: fc1's bias (64), to recompute fc1
+    assert plain - saved == 5 * 11 * (16 + 64) * 4 + 2 * 5 * 11 * 4 - 64 * 4
+
+
+def test_norm_then_mlp_from_input_under_bf16_autocast_recomputes_what_the_forward_computed(always_from_input) -> None:
+    norm, mlp = _norm_and_mlp()
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm_then_mlp(x, norm, mlp)
+        expected = _plain(mlp, norm(x))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    inputs = (x, *norm.parameters(), *mlp.parameters())
+    got, want = torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
+
+
+def test_norm_then_mlp_takes_the_plain_path_below_the_size_and_with_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+    norm, mlp = _norm_and_mlp()
+    x = torch.randn(5, 11, 16, requires_grad=True)
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 5 * 11 * 64 + 1)
+    assert not norm_then_mlp(x, norm, mlp).grad_fn.name().startswith("NormMlpFromInput")
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 5 * 11 * 64)
+    assert norm_then_mlp(x, norm, mlp).grad_fn.name().startswith("NormMlpFromInput")
+    dropping = Mlp(16, 64, drop=0.1).train()
+    assert not norm_then_mlp(x, norm, dropping).grad_fn.name().startswith("NormMlpFromInput")
+
+
+@pytest.mark.parametrize("name", ["bixt_ti_l64_p16", "sequential_ti_l64_p16", "transformer_lra_listops"])
+def test_models_train_alike_with_and_without_the_input_only_mlp(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    # every pre-norm MLP branch of BiXT's layers, the sequential baseline's and the Transformer's blocks
+    import bixt
+
+    small = {"embed_dim": 32, "depth": 2, "num_heads": 2}
+    if name == "transformer_lra_listops":
+        model, inputs = bixt.create_model(name, **small).double(), (torch.randint(1, 16, (2, 40)),)
+    else:
+        model = bixt.create_model(name, img_size=32, num_classes=5, num_latents=8, **small).double()
+        inputs = (torch.randn(2, 3, 32, 32, dtype=torch.float64),)
+
+    def grads(threshold: int) -> list[torch.Tensor]:
+        monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", threshold)
+        model.zero_grad()
+        model(*inputs).sum().backward()
+        return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    calls = []
+    apply = mlp_module.NormMlpFromInput.apply
+    monkeypatch.setattr(mlp_module.NormMlpFromInput, "apply", lambda *args: calls.append(1) or apply(*args))
+    plain = grads(2**62)
+    assert not calls
+    from_input = grads(0)
+    assert len(calls) >= small["depth"]  # the input-only branch ran in every layer, at least once each
+    assert len(plain) == len(from_input) > 0
+    for a, b in zip(plain, from_input, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

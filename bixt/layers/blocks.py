@@ -8,7 +8,7 @@ from torch import nn
 from bixt.layers.attention import BiCrossAttention, OneSidedCrossAttention, SelfAttention
 from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.drop import DropPath, layer_scale_or_identity
-from bixt.layers.mlp import Mlp
+from bixt.layers.mlp import Mlp, norm_then_mlp
 
 LAYER_NORM_EPS = 1e-6
 
@@ -45,7 +45,7 @@ class SelfAttentionBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
         x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), key_mask)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        return x + self.drop_path(self.ls2(norm_then_mlp(x, self.norm2, self.mlp)))
 
 
 class CrossBlock(nn.Module):
@@ -109,10 +109,11 @@ class CrossBlock(nn.Module):
         else:
             d_lat, maps = self.attn(lat_n, tok_n, token_mask, return_maps)
         latents = latents + self.drop_path(self.ls1_latents(d_lat))
-        latents = latents + self.drop_path(self.ls2_latents(self.mlp_latents(self.norm2_latents(latents))))
+        latent_mlp = norm_then_mlp(latents, self.norm2_latents, self.mlp_latents)
+        latents = latents + self.drop_path(self.ls2_latents(latent_mlp))
         if self.bidirectional:
             tokens = tokens + self.drop_path(self.ls1_tokens(d_tok))
-            tokens = tokens + self.drop_path(self.ls2_tokens(self.mlp_tokens(self.norm2_tokens(tokens))))
+            tokens = tokens + self.drop_path(self.ls2_tokens(norm_then_mlp(tokens, self.norm2_tokens, self.mlp_tokens)))
         return latents, tokens, maps
 
 

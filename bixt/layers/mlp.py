@@ -9,6 +9,11 @@ pass uses autograd's own GELU derivative.
 The recompute is one more GELU pass per MLP (2.8% of a BiXT-Ti/4 training step at 3,136 tokens, fp32, where it keeps
 0.85 GB fewer activations; benchmarks/profile_ti_s4_3136_b8_fp32_base.txt), so it runs only where the hidden activation
 is large (``RECOMPUTE_MIN_HIDDEN_ELEMENTS``); smaller MLPs (the latents', short inputs) keep GELU's output instead.
+
+Where the hidden activation is very large (``RECOMPUTE_FROM_INPUT_MIN_HIDDEN``), ``norm_then_mlp`` goes one
+step further for the pre-norm branch ``mlp(norm(x))``: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps
+anyway, and runs LayerNorm, fc1 and GELU again in the backward pass. That drops the hidden activation and the
+LayerNorm's output from what a layer keeps, for one more fc1 matmul per layer.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 # Hidden activations of at least this many elements (16 MiB in fp32; BiXT-Ti's token MLPs at batch 8 from 683 tokens
 # on) are recomputed in the backward pass; below it the memory saved is small and the extra GELU pass is not worth it.
 RECOMPUTE_MIN_HIDDEN_ELEMENTS = 2**22
+# From this many hidden elements (64 MiB in fp32; BiXT-Ti's token MLPs at batch 8 from 2,731 tokens), the pre-norm
+# branch keeps only its input (module docstring): ~1 GB less for BiXT-Ti/4 at 3,136 tokens and batch 8.
+RECOMPUTE_FROM_INPUT_MIN_HIDDEN = 2**24
 
 
 class GeluLinear(torch.autograd.Function):
@@ -53,6 +61,50 @@ class GeluLinear(torch.autograd.Function):
         return grad_h, grad_weight, grad_bias
 
 
+class NormMlpFromInput(torch.autograd.Function):
+    """y = gelu(layer_norm(x) @ w1^T + b1) @ w2^T + b2, saving only x and the weights for the backward pass.
+
+    The backward pass runs LayerNorm, fc1 and GELU again under the autocast state of the forward pass (so the
+    recomputed values are the forward's), gets fc2's gradients by hand from them, and the rest through autograd.
+    """
+
+    @staticmethod
+    def forward(ctx, x, norm_weight, norm_bias, eps, w1, b1, w2, b2):
+        device = x.device.type
+        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.eps = eps
+        ctx.b2_dtype = None if b2 is None else b2.dtype
+        ctx.save_for_backward(x, norm_weight, norm_bias, w1, b1, w2)
+        return F.linear(F.gelu(F.linear(F.layer_norm(x, x.shape[-1:], norm_weight, norm_bias, eps), w1, b1)), w2, b2)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, norm_weight, norm_bias, w1, b1, w2 = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        recomputed = (x, norm_weight, norm_bias, w1, b1)
+        wanted = (needs[0], needs[1], needs[2], needs[4], needs[5])
+        leaves = [
+            None if t is None else t.detach().requires_grad_(want) for t, want in zip(recomputed, wanted, strict=True)
+        ]
+        device, enabled, dtype = ctx.autocast
+        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+            normed = F.layer_norm(leaves[0], x.shape[-1:], leaves[1], leaves[2], ctx.eps)
+            act = F.gelu(F.linear(normed, leaves[3], leaves[4]))
+        flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
+        grad_w2 = grad_b2 = None
+        if needs[6]:
+            grad_w2 = (flat_grad.T @ act.detach().reshape(-1, act.shape[-1]).to(grad_out.dtype)).to(w2.dtype)
+        if ctx.b2_dtype is not None and needs[7]:
+            grad_b2 = flat_grad.sum(0).to(ctx.b2_dtype)
+        inputs = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
+        grad_act = (grad_out @ w2.to(grad_out.dtype)).to(act.dtype)
+        grads = iter(torch.autograd.grad(act, inputs, grad_act) if inputs else ())
+        grad_x, grad_nw, grad_nb, grad_w1, grad_b1 = (
+            next(grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves
+        )
+        return grad_x, grad_nw, grad_nb, None, grad_w1, grad_b1, grad_w2, grad_b2
+
+
 class Mlp(nn.Module):
     """Two-layer perceptron applied to each position independently.
 
@@ -67,11 +119,26 @@ class Mlp(nn.Module):
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.drop2 = nn.Dropout(drop)
 
+    def may_recompute(self) -> bool:
+        """Whether a backward pass may recompute the hidden layer: not with hidden dropout (its mask would be
+        drawn again), nor while FX traces (a graph cannot branch on a traced size), nor without gradients."""
+        hidden_dropout = self.training and self.drop1.p > 0
+        return not hidden_dropout and not is_fx_symbolic_tracing() and torch.is_grad_enabled()
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.fc1(x)
-        hidden_dropout = self.training and self.drop1.p > 0
-        # An FX graph cannot branch on a traced size: it takes the plain path (same outputs and gradients).
-        recompute = not hidden_dropout and not is_fx_symbolic_tracing() and torch.is_grad_enabled()
-        if recompute and h.numel() >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
+        if self.may_recompute() and h.numel() >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
             return self.drop2(GeluLinear.apply(h, self.fc2.weight, self.fc2.bias))
         return self.drop2(self.fc2(self.drop1(self.act(h))))
+
+
+def norm_then_mlp(x: torch.Tensor, norm: nn.LayerNorm, mlp: Mlp) -> torch.Tensor:
+    """``mlp(norm(x))``, the pre-norm MLP branch; for a very large hidden activation keeping only x for the backward
+    pass (``NormMlpFromInput``, module docstring). Same outputs and gradients either way."""
+    # may_recompute first: under FX tracing x is a proxy, whose sizes cannot be compared
+    large = mlp.may_recompute() and x.numel() // x.shape[-1] * mlp.fc1.out_features >= RECOMPUTE_FROM_INPUT_MIN_HIDDEN
+    if large:
+        fc1, fc2 = mlp.fc1, mlp.fc2
+        out = NormMlpFromInput.apply(x, norm.weight, norm.bias, norm.eps, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
+        return mlp.drop2(out)
+    return mlp(norm(x))

@@ -20,7 +20,7 @@ from bixt.layers.attention import OneSidedCrossAttention
 from bixt.layers.attention_math import AttentionMaps
 from bixt.layers.blocks import layer_norm
 from bixt.layers.drop import DropPath, layer_scale_or_identity
-from bixt.layers.mlp import Mlp
+from bixt.layers.mlp import Mlp, norm_then_mlp
 
 
 class SequentialCrossBlock(nn.Module):
@@ -71,12 +71,13 @@ class SequentialCrossBlock(nn.Module):
         tok_n = self.norm1_tokens(tokens)
         d_lat, maps_lat = self.attn_latents(self.norm1_latents(latents), tok_n, token_mask, return_maps)
         latents = latents + self.drop_path(self.ls1_latents(d_lat))
-        latents = latents + self.drop_path(self.ls2_latents(self.mlp_latents(self.norm2_latents(latents))))
+        latent_mlp = norm_then_mlp(latents, self.norm2_latents, self.mlp_latents)
+        latents = latents + self.drop_path(self.ls2_latents(latent_mlp))
         d_tok, maps_tok = self.attn_tokens(tok_n, self.norm1_latents(latents), None, return_maps)
         if token_mask is not None:
             d_tok = d_tok * token_mask[..., None].to(d_tok.dtype)  # padded tokens receive nothing, as in BiXT
         tokens = tokens + self.drop_path(self.ls1_tokens(d_tok))
-        tokens = tokens + self.drop_path(self.ls2_tokens(self.mlp_tokens(self.norm2_tokens(tokens))))
+        tokens = tokens + self.drop_path(self.ls2_tokens(norm_then_mlp(tokens, self.norm2_tokens, self.mlp_tokens)))
         maps = None
         if return_maps:
             maps = AttentionMaps(maps_lat.latents_to_tokens, maps_tok.latents_to_tokens)  # (b,h,m,n), (b,h,n,m)
