@@ -1,6 +1,6 @@
 """Tasks as the engine runs them: a model's declared inputs get their columns of the batch (the padding mask of a
 part-segmentation batch reaches the model), bad batches in the loop fail with a message saying what was expected,
-and a run's saved config records the attention path it trained with."""
+and a run's saved config records the attention path and the MLP memory mode it trained with."""
 
 from __future__ import annotations
 
@@ -99,3 +99,15 @@ def test_the_saved_config_records_the_attention_path_the_run_trained_with(tmp_pa
     assert kernels["attention_auto"] == {}  # nothing ran under auto: the recorded path is the one every call took
     with pytest.raises(ConfigError, match=r"attention must be one of 'auto', 'explicit'.*got 'flash'"):
         fit(tiny_config(str(tmp_path), "--attention", "flash"), train_set=data, eval_set=data)
+
+
+def test_the_saved_config_records_the_mlp_memory_mode_the_run_trained_with(tmp_path, monkeypatch) -> None:
+    data = tiny_images()
+    monkeypatch.setenv("BIXT_MLP_MEMORY", "low")
+    run_dir = fit(tiny_config(str(tmp_path), "--run_name", "r"), train_set=data, eval_set=data).run_dir
+    assert load_config(run_dir / RUN_CONFIG_NAME).mlp_memory == "low"
+    monkeypatch.delenv("BIXT_MLP_MEMORY")
+    run_dir = fit(tiny_config(str(tmp_path), "--run_name", "default"), train_set=data, eval_set=data).run_dir
+    assert load_config(run_dir / RUN_CONFIG_NAME).mlp_memory == "fast"
+    with pytest.raises(ConfigError, match=r"mlp_memory must be one of 'fast', 'low' \(or unset\), got 'tiny'"):
+        fit(tiny_config(str(tmp_path), "--mlp_memory", "tiny"), train_set=data, eval_set=data)

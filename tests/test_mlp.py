@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
+
 import pytest
 import torch
 
 import bixt.layers.mlp as mlp_module
-from bixt.layers.mlp import Mlp, norm_then_mlp
+from bixt.layers.mlp import Mlp, get_mlp_memory, mlp_memory, norm_then_mlp
 
 
 @pytest.fixture
@@ -90,8 +93,10 @@ def test_hidden_dropout_uses_the_plain_composition() -> None:
 
 
 @pytest.fixture
-def always_from_input(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 0)
+def always_from_input(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 0)
+    with mlp_memory("low"):
+        yield
 
 
 def _norm_and_mlp(dim: int = 16, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.LayerNorm, Mlp]:
@@ -146,15 +151,29 @@ def test_norm_then_mlp_from_input_under_bf16_autocast_recomputes_what_the_forwar
         torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
 
 
-def test_norm_then_mlp_takes_the_plain_path_below_the_size_and_with_dropout(monkeypatch: pytest.MonkeyPatch) -> None:
+def _from_input(out: torch.Tensor) -> bool:
+    return out.grad_fn.name().startswith("NormMlpFromInput")
+
+
+def test_norm_then_mlp_keeps_its_input_only_in_the_low_memory_mode_and_above_the_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     norm, mlp = _norm_and_mlp()
     x = torch.randn(5, 11, 16, requires_grad=True)
-    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 5 * 11 * 64 + 1)
-    assert not norm_then_mlp(x, norm, mlp).grad_fn.name().startswith("NormMlpFromInput")
-    monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", 5 * 11 * 64)
-    assert norm_then_mlp(x, norm, mlp).grad_fn.name().startswith("NormMlpFromInput")
-    dropping = Mlp(16, 64, drop=0.1).train()
-    assert not norm_then_mlp(x, norm, dropping).grad_fn.name().startswith("NormMlpFromInput")
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 5 * 11 * 64)
+    monkeypatch.delenv("BIXT_MLP_MEMORY", raising=False)
+    assert get_mlp_memory() == "fast" and not _from_input(norm_then_mlp(x, norm, mlp))  # the default
+    monkeypatch.setenv("BIXT_MLP_MEMORY", "low")  # as a benchmark sets it from outside
+    assert _from_input(norm_then_mlp(x, norm, mlp))
+    with mlp_memory("fast"):  # set in Python, it wins over the environment
+        assert not _from_input(norm_then_mlp(x, norm, mlp))
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 5 * 11 * 64 + 1)
+    assert not _from_input(norm_then_mlp(x, norm, mlp))  # below the size
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 0)
+    assert not _from_input(norm_then_mlp(x, norm, Mlp(16, 64, drop=0.1).train()))  # hidden dropout needs its mask
+    monkeypatch.setenv("BIXT_MLP_MEMORY", "tiny")
+    with pytest.raises(ValueError, match=re.escape("MLP memory mode must be one of ('fast', 'low'), got 'tiny'")):
+        norm_then_mlp(x, norm, mlp)
 
 
 @pytest.mark.parametrize("name", ["bixt_ti_l64_p16", "sequential_ti_l64_p16", "transformer_lra_listops"])
@@ -169,18 +188,20 @@ def test_models_train_alike_with_and_without_the_input_only_mlp(monkeypatch: pyt
         model = bixt.create_model(name, img_size=32, num_classes=5, num_latents=8, **small).double()
         inputs = (torch.randn(2, 3, 32, 32, dtype=torch.float64),)
 
-    def grads(threshold: int) -> list[torch.Tensor]:
-        monkeypatch.setattr(mlp_module, "RECOMPUTE_FROM_INPUT_MIN_HIDDEN", threshold)
+    def grads(mode: str) -> list[torch.Tensor]:
         model.zero_grad()
-        model(*inputs).sum().backward()
+        with mlp_memory(mode):
+            model(*inputs).sum().backward()
         return [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 0)
 
     calls = []
     apply = mlp_module.NormMlpFromInput.apply
     monkeypatch.setattr(mlp_module.NormMlpFromInput, "apply", lambda *args: calls.append(1) or apply(*args))
-    plain = grads(2**62)
+    plain = grads("fast")
     assert not calls
-    from_input = grads(0)
+    from_input = grads("low")
     assert len(calls) >= small["depth"]  # the input-only branch ran in every layer, at least once each
     assert len(plain) == len(from_input) > 0
     for a, b in zip(plain, from_input, strict=True):

@@ -54,6 +54,7 @@ from bixt.engine.tasks import Task, declared_inputs, get_task
 from bixt.engine.train import EvalSettings, NonFiniteLossError, StepSettings
 from bixt.fileio import atomic_write
 from bixt.layers.attention_paths import attention_path, get_attention_path
+from bixt.layers.mlp import get_mlp_memory, mlp_memory
 from bixt.run_metrics import METRICS_NAME
 
 # Draws a run's learning curve: (run directory, primary metric, (step, epoch) where a non-finite loss stopped the run
@@ -114,6 +115,8 @@ def fit(
 
     if config.attention is None:  # recorded, so that the saved config says which path the run trained with
         config = dataclasses.replace(config, attention=get_attention_path())
+    if config.mlp_memory is None:  # likewise
+        config = dataclasses.replace(config, mlp_memory=get_mlp_memory())
     # Every check has passed: from here on the run writes.
     config, run_dir, lock = _open_run_dir(config, info, plan, in_place, progress, name_hint)
     if rng is not None:
@@ -307,7 +310,7 @@ def _train(
     )
     draw = learning_curve if learning_curve is not None and info.is_main else None
     try:
-        with attention_path(config.attention):
+        with attention_path(config.attention), mlp_memory(config.mlp_memory):
             epochs.run()
     except NonFiniteLossError as error:
         error.last_checkpoint = str(epochs.last_checkpoint) if epochs.last_checkpoint is not None else None

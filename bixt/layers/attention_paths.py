@@ -15,15 +15,15 @@ attention maps always runs ``explicit``.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, get_args
 
 import torch
 from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
+
+from bixt.layers.switch import Switch
 
 AttentionPath = Literal["auto", "explicit", "fused", "chunked", "triton"]
 ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)
@@ -33,38 +33,22 @@ ATTENTION_PATHS: tuple[str, ...] = get_args(AttentionPath)
 # above it the fused path needed less memory (576 tokens: 1.3 vs 1.6 GB), then ran faster (BENCHMARKS.md §1).
 AUTO_EXPLICIT_MAX_SIMILARITY = 2**20
 
-_forced_path: str | None = None
-
-
-def _check_path(path: str) -> str:
-    if path not in ATTENTION_PATHS:
-        raise ValueError(f"attention path must be one of {ATTENTION_PATHS}, got {path!r}")
-    return path
+_PATH = Switch("attention path", "BIXT_ATTN", ATTENTION_PATHS, "auto")
 
 
 def get_attention_path() -> str:
     """The attention path in force: the one set in Python, else ``$BIXT_ATTN``, else ``auto``."""
-    if _forced_path is not None:
-        return _forced_path
-    return _check_path(os.environ.get("BIXT_ATTN", "auto"))
+    return _PATH.get()
 
 
 def set_attention_path(path: AttentionPath | None) -> None:
     """Force an attention path for every model (``None`` returns to ``$BIXT_ATTN`` / ``auto``)."""
-    global _forced_path
-    _forced_path = None if path is None else _check_path(path)
+    _PATH.set(path)
 
 
-@contextmanager
-def attention_path(path: AttentionPath) -> Iterator[None]:
+def attention_path(path: AttentionPath) -> AbstractContextManager[None]:
     """Use `path` inside the ``with`` block, then restore what was in force before."""
-    global _forced_path
-    previous = _forced_path
-    set_attention_path(path)
-    try:
-        yield
-    finally:
-        _forced_path = previous
+    return _PATH.using(path)
 
 
 @dataclass(frozen=True)

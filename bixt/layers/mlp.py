@@ -10,25 +10,49 @@ The recompute is one more GELU pass per MLP (2.8% of a BiXT-Ti/4 training step a
 0.85 GB fewer activations; benchmarks/profile_ti_s4_3136_b8_fp32_base.txt), so it runs only where the hidden activation
 is large (``RECOMPUTE_MIN_HIDDEN_ELEMENTS``); smaller MLPs (the latents', short inputs) keep GELU's output instead.
 
-Where the hidden activation is very large (``RECOMPUTE_FROM_INPUT_MIN_HIDDEN``), ``norm_then_mlp`` goes one
-step further for the pre-norm branch ``mlp(norm(x))``: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps
-anyway, and runs LayerNorm, fc1 and GELU again in the backward pass. That drops the hidden activation and the
-LayerNorm's output from what a layer keeps, for one more fc1 matmul per layer.
+With the memory mode ``low`` (``set_mlp_memory``, the ``mlp_memory`` context manager or ``$BIXT_MLP_MEMORY``; the
+default is ``fast``), ``norm_then_mlp`` goes one step further for the pre-norm branch ``mlp(norm(x))`` wherever the
+hidden activation is large: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps anyway, and runs LayerNorm,
+fc1 and GELU again in the backward pass. That drops the hidden activation and the LayerNorm's output from what a
+layer keeps, for one more fc1 matmul and LayerNorm per layer. Measured against the authors' code for BiXT-Ti/4 at
+3,136 tokens, batch 8, fp32 (BENCHMARKS.md §6.3): peak memory 0.66-0.67x -> 0.50-0.52x of theirs, speed 1.30-1.41x ->
+1.18-1.21x; so it is a choice, not the default.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Literal, get_args
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
+from bixt.layers.switch import Switch
+
 # Hidden activations of at least this many elements (16 MiB in fp32; BiXT-Ti's token MLPs at batch 8 from 683 tokens
 # on) are recomputed in the backward pass; below it the memory saved is small and the extra GELU pass is not worth it.
 RECOMPUTE_MIN_HIDDEN_ELEMENTS = 2**22
-# From this many hidden elements (64 MiB in fp32; BiXT-Ti's token MLPs at batch 8 from 2,731 tokens), the pre-norm
-# branch keeps only its input (module docstring): ~1 GB less for BiXT-Ti/4 at 3,136 tokens and batch 8.
-RECOMPUTE_FROM_INPUT_MIN_HIDDEN = 2**24
+
+MlpMemory = Literal["fast", "low"]
+MLP_MEMORY_MODES: tuple[str, ...] = get_args(MlpMemory)
+_MEMORY = Switch("MLP memory mode", "BIXT_MLP_MEMORY", MLP_MEMORY_MODES, "fast")
+
+
+def get_mlp_memory() -> str:
+    """The MLP memory mode in force: the one set in Python, else ``$BIXT_MLP_MEMORY``, else ``fast``."""
+    return _MEMORY.get()
+
+
+def set_mlp_memory(mode: MlpMemory | None) -> None:
+    """``low``: large pre-norm MLP branches keep only their input (module docstring); ``None``: back to the default."""
+    _MEMORY.set(mode)
+
+
+def mlp_memory(mode: MlpMemory) -> AbstractContextManager[None]:
+    """Use `mode` inside the ``with`` block, then restore what was in force before."""
+    return _MEMORY.using(mode)
 
 
 class GeluLinear(torch.autograd.Function):
@@ -133,11 +157,11 @@ class Mlp(nn.Module):
 
 
 def norm_then_mlp(x: torch.Tensor, norm: nn.LayerNorm, mlp: Mlp) -> torch.Tensor:
-    """``mlp(norm(x))``, the pre-norm MLP branch; for a very large hidden activation keeping only x for the backward
-    pass (``NormMlpFromInput``, module docstring). Same outputs and gradients either way."""
+    """``mlp(norm(x))``, the pre-norm MLP branch; in the memory mode ``low``, for a large hidden activation, keeping
+    only x for the backward pass (``NormMlpFromInput``, module docstring). Same outputs and gradients either way."""
     # may_recompute first: under FX tracing x is a proxy, whose sizes cannot be compared
-    large = mlp.may_recompute() and x.numel() // x.shape[-1] * mlp.fc1.out_features >= RECOMPUTE_FROM_INPUT_MIN_HIDDEN
-    if large:
+    low = mlp.may_recompute() and get_mlp_memory() == "low"
+    if low and x.numel() // x.shape[-1] * mlp.fc1.out_features >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
         fc1, fc2 = mlp.fc1, mlp.fc2
         out = NormMlpFromInput.apply(x, norm.weight, norm.bias, norm.eps, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
         return mlp.drop2(out)
