@@ -162,7 +162,7 @@ class RunConfig:
     # the one in force ($BIXT_ATTN, else auto), which the run records here in its saved config
     attention: str | None = None
     # the MLP memory mode to train with (bixt.layers.mlp: fast, or low: large pre-norm MLP branches keep only their
-    # input, ~25% less memory for ~15% more time at 3,136 tokens); unset: the one in force ($BIXT_MLP_MEMORY, else
+    # input, ~25% less memory for ~3% more time at 3,136 tokens); unset: the one in force ($BIXT_MLP_MEMORY, else
     # fast), which the run records here in its saved config
     mlp_memory: str | None = None
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside

@@ -14,9 +14,9 @@ With the memory mode ``low`` (``set_mlp_memory``, the ``mlp_memory`` context man
 default is ``fast``), ``norm_then_mlp`` goes one step further for the pre-norm branch ``mlp(norm(x))`` wherever the
 hidden activation is large: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps anyway, and runs LayerNorm,
 fc1 and GELU again in the backward pass. That drops the hidden activation and the LayerNorm's output from what a
-layer keeps, for one more fc1 matmul and LayerNorm per layer. Measured against the authors' code for BiXT-Ti/4 at
-3,136 tokens, batch 8, fp32 (BENCHMARKS.md §6.3): peak memory 0.66-0.67x -> 0.50-0.52x of theirs, speed 1.30-1.41x ->
-1.18-1.21x; so it is a choice, not the default.
+layer keeps, for one more fc1 matmul and LayerNorm per layer. For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32
+(BENCHMARKS.md §6.3): peak memory -25% (0.49-0.52x of the authors' code's instead of 0.66-0.67x) for 2-3% more time
+per step; off by default until its cost at other sizes is measured.
 """
 
 from __future__ import annotations
