@@ -212,7 +212,8 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
     if name == "lra":  # its throughput table is one bench invocation, whose command the README gives
         assert "Not measured yet: `bixt bench --model bixt_lra_text transformer_lra_text" in readme
         # FLOPs are counted at the example input's fixed length, and the README says which
-        assert "per sample at the input shape of each model's `example_input()`, [[256]]" in readme
+        # (the retrieval models' pairs: two passages of 256 bytes)
+        assert "per sample at the input shape of each model's `example_input()`, [[256], [256]] / [[256]] (" in readme
         # Its evaluations on longer expressions: one result per set; the "own" set (no options changed) is the
         # run's own test data, so it reproduces the run's final evaluation.
         evaluated = [r for r in records if r["cell"] in study.evaluations.cells]

@@ -37,6 +37,7 @@ SAFE_ON_RESUME = (
     "device",
     "compile",
     "attention",
+    "mlp_memory",
     "data.num_workers",
     "data.fetch",
     "data.cache_dir",
@@ -44,9 +45,9 @@ SAFE_ON_RESUME = (
     "run_name",
     "output_dir",
 )
-# Filled in by the first run when left empty (normalisation statistics, the attention path in force): empty on
-# resume means "as saved".
-_RESOLVED_BY_THE_RUN = ("augment.mean", "augment.std", "attention")
+# Filled in by the first run when left empty (normalisation statistics, the attention path and the MLP memory mode
+# in force): empty on resume means "as saved".
+_RESOLVED_BY_THE_RUN = ("augment.mean", "augment.std", "attention", "mlp_memory")
 # Resolved by the first run when "auto" (saved as what it chose): "auto" on resume means "as saved", so that a run
 # resumed on another machine keeps the precision its checkpoints were trained in.
 _AUTO_RESOLVED_BY_THE_RUN = ("precision",)
