@@ -16,7 +16,7 @@ hidden activation is large: ``NormMlpFromInput`` keeps only x, which the LayerNo
 fc1 and GELU again in the backward pass. That drops the hidden activation and the LayerNorm's output from what a
 layer keeps, for one more fc1 matmul and LayerNorm per layer. For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32
 (BENCHMARKS.md §6.3): peak memory -25% (0.49-0.52x of the authors' code's instead of 0.66-0.67x) for 2-3% more time
-per step; off by default until its cost at other sizes is measured.
+per step; at 784 tokens -20% for 3-14%. A choice, off by default: it trades the speed the default is tuned for.
 """
 
 from __future__ import annotations
