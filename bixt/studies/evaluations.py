@@ -9,7 +9,6 @@ and is simply run again.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -17,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bixt.data.generated import params_key
 from bixt.studies.runner import CellRecord, CellRun
 from bixt.studies.spec import Evaluations, EvaluationSet, Study
 
@@ -24,8 +24,7 @@ EVALUATIONS_DIR = "evaluations"
 
 
 def evaluation_key(options: dict[str, Any], limit: int | None) -> str:
-    what = json.dumps({"options": options, "limit": limit}, sort_keys=True)
-    return hashlib.sha256(what.encode()).hexdigest()[:12]
+    return params_key({"options": options, "limit": limit})[:12]
 
 
 def evaluation_path(run_dir: Path, evaluations: Evaluations, evaluation: EvaluationSet, *, quick: bool) -> Path:

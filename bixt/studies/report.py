@@ -317,7 +317,7 @@ def _evaluations(study: Study, records: list[dict[str, Any]], out: Path) -> tupl
         return [*lines, "", f"None evaluated yet: `bixt study run {study.name}` evaluates its finished runs."], []
     throughput = []
     if study.bench and bench_path(out, 0).is_file():
-        throughput = [json.loads(line) for line in bench_path(out, 0).read_text().splitlines() if line.strip()]
+        throughput = _bench_records(bench_path(out, 0))
     plot = study_plots.plot_by_axis(
         series,
         [r for r in throughput if r.get("mode") == "train" and "error" not in r],
@@ -335,6 +335,10 @@ def bench_path(out: Path, index: int, *, plot: bool = False) -> Path:
     return out / (f"{stem}{suffix}" if index == 0 else f"{stem}-{index + 1}{suffix}")
 
 
+def _bench_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def bench_command(study: Study, out: Path, index: int = 0) -> str:
     """The `index`-th `bixt bench` invocation of the study, behind one throughput table."""
     return f"bixt bench {study.bench[index]} --out {bench_path(out, index)}"
@@ -348,7 +352,7 @@ def _bench(study: Study, out: Path, index: int = 0) -> tuple[list[str], list[Pat
     heading = ["", "## Throughput" if index == 0 else f"## Throughput, invocation {index + 1}", ""]
     if not path.is_file():
         return [*heading, f"Not measured yet: `{command}`."], []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = _bench_records(path)
     models = list(dict.fromkeys(r["model"] for r in records))
     cases = sorted({(r["mode"], r["batch"], r["tokens"]) for r in records})
     by_case = {(r["mode"], r["batch"], r["tokens"], r["model"]): r for r in records}
