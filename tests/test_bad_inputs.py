@@ -379,6 +379,12 @@ CASES = [
     Bad("label smoothing", train("--augment.label_smoothing", "1.0"), ConfigError, r"label_smoothing must be in"),
     Bad("mixup negative", train("--augment.mixup_alpha", "-1"), ConfigError, r"augment\.mixup_alpha must be >= 0"),
     Bad("pad negative", train("--augment.pad", "-1"), ConfigError, r"augment\.pad must be >= 0"),
+    Bad(
+        "pad before normalising raw pixels",
+        train("--augment.pad", "2", "--augment.pad_before_normalize", "true"),
+        ConfigError,
+        r"pad_before_normalize needs augment\.image=normalize and augment\.pad >= 1, got image='none', pad=2",
+    ),
     Bad("workers negative", train("--data.num_workers", "-1"), ConfigError, r"data\.num_workers must be >= 0"),
     Bad("train_limit 0", train("--data.train_limit", "0"), ConfigError, r"data\.train_limit must be >= 1"),
     Bad("ema 1", train("--ema_decay", "1.0"), ConfigError, r"ema_decay must be in \(0, 1\)"),

@@ -193,6 +193,27 @@ def test_augment_normalises_then_pads_images():
         points_augment(Batch((torch.rand(3, 100, 2),), torch.zeros(3, dtype=torch.long)))
 
 
+def test_augment_can_pad_before_normalising_so_the_border_is_black():
+    from bixt.engine.augment import BatchAugment
+    from bixt.engine.config import AugmentSection
+    from bixt.engine.tasks import TASKS, Batch
+
+    augment = BatchAugment(
+        AugmentSection(image="normalize", pad=2, pad_before_normalize=True),
+        task=TASKS["classification"],
+        train=False,
+        num_classes=10,
+        mean=[0.5],
+        std=[0.25],
+    )
+    images = torch.rand(3, 1, 28, 28)
+    out = augment(Batch((images,), torch.zeros(3, dtype=torch.long))).inputs[0]
+    assert out.shape == (3, 1, 32, 32)
+    torch.testing.assert_close(out[..., 2:-2, 2:-2], (images - 0.5) / 0.25)
+    border = torch.cat([out[..., :2, :].flatten(), out[..., -2:, :].flatten(), out[..., :, :2].flatten()])
+    assert torch.all(border == (0 - 0.5) / 0.25)
+
+
 def test_augment_flips_and_shifts_training_images_only():
     from bixt.engine.augment import BatchAugment
     from bixt.engine.config import AugmentSection

@@ -52,6 +52,7 @@ class BatchAugment(nn.Module):
         self.normalize = config.image == "normalize"
         self.resize = config.resize
         self.pad = config.pad
+        self.pad_before_normalize = config.pad_before_normalize
         use_mixup = train and (config.mixup_alpha > 0 or config.cutmix_alpha > 0)
         if use_mixup and not task.mixes_batches:
             mixing = ", ".join(name for name, other in TASKS.items() if other.mixes_batches)
@@ -73,6 +74,11 @@ class BatchAugment(nn.Module):
         )
         self.points = transforms.PointCloudAugment(num_coords=config.point_coords) if train and config.points else None
 
+    def _pad(self, images: torch.Tensor) -> torch.Tensor:
+        if images.ndim != 4:
+            raise ValueError(f"augment.pad applies to image batches (b, c, h, w), got shape {tuple(images.shape)}")
+        return F.pad(images, (self.pad,) * 4)
+
     def forward(self, batch: Batch) -> Batch:
         first, *rest = batch.inputs
         target = batch.target
@@ -82,14 +88,14 @@ class BatchAugment(nn.Module):
                     f"augment.resize applies to image batches (b, c, h, w), got shape {tuple(first.shape)}"
                 )
             first = F.interpolate(first.float(), size=(self.resize,) * 2, mode="bilinear", antialias=True)
+        if self.pad_before_normalize:
+            first = self._pad(first)
         if self.normalize:
             first = (first - self.mean) / self.std
         if self.image is not None:
             first = self.image(first)
-        if self.pad:
-            if first.ndim != 4:
-                raise ValueError(f"augment.pad applies to image batches (b, c, h, w), got shape {tuple(first.shape)}")
-            first = F.pad(first, (self.pad,) * 4)
+        if self.pad and not self.pad_before_normalize:
+            first = self._pad(first)
         if self.flip_shift is not None:
             first = self.flip_shift(first)
         if self.mixup is not None:

@@ -80,6 +80,9 @@ class AugmentSection:
     std: tuple[float, ...] | None = None  # per-channel std, like mean
     resize: int | None = None  # bilinear (antialiased) resize of images to resize x resize before normalising
     pad: int = 0  # zero pixels added on every side of an image after normalising, e.g. 28 -> 32 for a stride-8 stem
+    # Pad before normalising instead: the border is then a black pixel, (0 - mean) / std, not the mean grey; for digits
+    # padded to a canvas's size whose background, normalised with the same statistics, is black too.
+    pad_before_normalize: bool = False
     flip: bool = False  # training only: random horizontal flip of images (probability 0.5)
     shift: int = 0  # training only: random translation of images by up to this many pixels (zero fill)
     mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha), with soft targets; 0 = off
@@ -92,6 +95,11 @@ class AugmentSection:
         _at_least(1, {"augment.image_size": self.image_size})
         _at_least(0, {"augment.pad": self.pad, "augment.shift": self.shift, "augment.mixup_alpha": self.mixup_alpha})
         _at_least(0, {"augment.cutmix_alpha": self.cutmix_alpha})
+        if self.pad_before_normalize and (self.image != "normalize" or self.pad == 0):
+            raise ConfigError(
+                "augment.pad_before_normalize needs augment.image=normalize and augment.pad >= 1, got "
+                f"image={self.image!r}, pad={self.pad}"
+            )
         if self.resize is not None and self.resize < 1:
             raise ConfigError(f"augment.resize must be a size in pixels >= 1 (or None), got {self.resize}")
         if not 0 <= self.label_smoothing < 1:
