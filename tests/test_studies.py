@@ -209,6 +209,15 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         naive = next(r for r in records if r["cell"] == "naive")["point_order"]
         assert naive["max_logit_change"] < 1e-4  # one token per point, no position code: order cannot matter
         assert "top1 permuted" in readme
+        # Each run's check is kept beside it, and a second report reads it instead of evaluating again.
+        kept = {r["run_dir"]: list(Path(r["run_dir"]).glob("checks/point-order-*.json")) for r in records}
+        assert all(len(files) == 1 for files in kept.values())
+        stamps = {files[0]: files[0].stat().st_mtime_ns for files in kept.values()}
+        again = _bixt("study", "report", name, "--quick", "--root", str(tmp_path), "--out", str(tmp_path / "again"))
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert {path: path.stat().st_mtime_ns for path in stamps} == stamps
+        rereported = [json.loads(line) for line in (tmp_path / "again" / "results.jsonl").read_text().splitlines()]
+        assert [r["point_order"] for r in rereported] == [r["point_order"] for r in records]
     if name == "lra":  # its throughput table is one bench invocation, whose command the README gives
         assert "Not measured yet: `bixt bench --model bixt_lra_text transformer_lra_text" in readme
         # FLOPs are counted at the example input's fixed length, and the README says which

@@ -7,7 +7,6 @@ convention (multiply-adds, activations as output elements of matmuls and convolu
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import json
 import math
@@ -20,13 +19,13 @@ import torch
 
 from bixt.analysis import study_plots
 from bixt.analysis.plots import plot_scaling
-from bixt.analysis.point_order import check_point_order
 from bixt.analysis.run_data import epoch_checkpoints, eval_images, model_at, run_config
 from bixt.analysis.symmetry import MEASURES, layer_attention, measure_symmetry
 from bixt.bench.cost import count_cost
 from bixt.engine.tasks import PRIMARY_METRIC
 from bixt.fileio import atomic_write
 from bixt.run_metrics import METRICS_NAME, read_metrics
+from bixt.studies import checks
 from bixt.studies.evaluations import evaluation_path, read_evaluation
 from bixt.studies.runner import plan, read_record
 from bixt.studies.spec import Study, StudyError
@@ -109,7 +108,7 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
                 for e in study.evaluations.sets
             }
         if "point-order" in study.checks and runner.status == "finished":
-            base["point_order"] = dataclasses.asdict(check_point_order(run.run_dir, limit=POINT_ORDER_ITEMS))
+            base["point_order"] = checks.point_order(run.run_dir, limit=POINT_ORDER_ITEMS)
         records.append(base)
     return records
 
