@@ -1,20 +1,18 @@
 """Why does BiXT, trained on ListOps of 50-250 tokens, lose its accuracy past 1k tokens where the Transformer keeps
-it (RESULTS.md §4)? One hypothesis: each latent's softmax runs over all n tokens, so on 8x longer expressions its
-attention spreads over many more tokens and what it gathers is diluted. This probe measures that spread and tests
-the hypothesis by sharpening only the latents' softmax in proportion to log n (the tokens' softmax over the latents,
-whose count does not change, is left as it was).
+it (RESULTS.md §4)? Two hypotheses, each tested by changing one thing at evaluation time:
+- dilution: each latent's softmax runs over all n tokens, so on 8x longer expressions it spreads over many more of
+  them. Test: multiply the latents' attention logits by log(n) / log(REFERENCE_LENGTH) (the tokens' softmax over
+  the latents, whose number does not change, stays as trained), and report how many tokens a latent effectively
+  attends to (exp of its attention's entropy, mean over latents, heads, layers and expressions) as trained;
+- positions: past 250 tokens the sine position features take values never seen in training. Test: interpolate the
+  positions of an expression longer than TRAINED_LENGTH into 0 .. TRAINED_LENGTH (position i of n becomes
+  i * TRAINED_LENGTH / n), for BiXT and the Transformer alike.
 
     python benchmarks/listops_length_probe.py RUN_DIR [RUN_DIR ...] > benchmarks/listops_length_probe.txt
 
-RUN_DIR: finished `listops-bixt-short` runs of the lra study. For each length range the first 1,000 generated test
-expressions (the study's evaluation sets) are scored three ways, in fp32:
-- as trained, on the explicit attention path (what `bixt eval` gives, up to summation order);
-- with every latent's attention logits multiplied by log(n) / log(REFERENCE_LENGTH), n = that expression's length:
-  the latents are as concentrated, in entropy terms, on a long expression as on a training-length one;
-- and it reports how many tokens a latent effectively attends to (exp of its attention's entropy, mean over latents,
-  heads, layers and expressions) as trained.
-A recovery of accuracy under the rescaling supports dilution as the cause; none points elsewhere (the positions
-past the training lengths, the fixed number of latents).
+RUN_DIR: finished `listops-{bixt,transformer}-short` runs of the lra study. Each length range is scored on its first
+1,000 generated test expressions (generated anew, so the 50-250 row is not the run's own test split), in fp32, on
+the explicit attention path for BiXT.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
+import types
 from collections.abc import Iterator
 
 import torch
@@ -31,11 +30,15 @@ from bixt.analysis.run_data import model_at, run_config
 from bixt.data import load_dataset
 from bixt.data.collate import collate_padded
 from bixt.engine.checkpoint import resolve_checkpoint
+from bixt.layers.pos_embed import sinusoidal_features_1d
+from bixt.tokenizers.output import TokenizerOutput
+from bixt.tokenizers.sequence import PADDING_ID
 
 RANGES = ((50, 250), (256, 512), (512, 1024), (1024, 2048))
 ITEMS = 1000
 BATCH = 50
 REFERENCE_LENGTH = 150  # the middle of the training lengths, 50-250
+TRAINED_LENGTH = 250  # the longest training expression
 
 
 class LatentAttention:
@@ -82,6 +85,26 @@ def latent_attention(rescale: bool) -> Iterator[LatentAttention]:
         attention_layers.bidirectional_attend, attention_layers.attend = originals
 
 
+def interpolated_positions(tokenizer, ids: torch.Tensor) -> TokenizerOutput:
+    """The sequence tokenizer's forward, with each expression's positions squeezed into 0 .. TRAINED_LENGTH."""
+    tokenizer.check_input(ids)
+    mask = ids != PADDING_ID
+    lengths = mask.sum(-1, keepdim=True).to(torch.float32)  # (b, 1)
+    positions = torch.arange(ids.shape[1], dtype=torch.float32)[None] * (TRAINED_LENGTH / lengths).clamp(max=1.0)
+    feats = sinusoidal_features_1d(positions.flatten(), num_feats=tokenizer.num_position_feats)
+    positions_embedded = tokenizer.pos_proj(feats).view(*ids.shape, -1)
+    return TokenizerOutput(tokens=tokenizer.embed(ids) + positions_embedded, mask=mask)
+
+
+@contextlib.contextmanager
+def positions_interpolated(model: torch.nn.Module) -> Iterator[None]:
+    model.tokenizer.forward = types.MethodType(interpolated_positions, model.tokenizer)
+    try:
+        yield
+    finally:
+        del model.tokenizer.forward  # back to the class's own
+
+
 def top1(model: torch.nn.Module, dataset) -> float:
     correct = 0
     with torch.no_grad():
@@ -93,25 +116,37 @@ def top1(model: torch.nn.Module, dataset) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", help="finished listops-bixt-short run directories")
+    parser.add_argument("runs", nargs="+", help="finished listops-{bixt,transformer}-short run directories")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"first {ITEMS} generated test expressions per range; latents' logits rescaled by log(n) / log(150)")
-    print(f"{'run':>40s} {'tokens':>10s} {'top1':>6s} {'rescaled':>8s} {'tokens per latent':>17s}")
+    print(f"first {ITEMS} generated test expressions per range, top-1 (%): as trained; BiXT's latents' logits x")
+    print(
+        f"log(n) / log({REFERENCE_LENGTH}); positions interpolated into 0..{TRAINED_LENGTH}; tokens a latent attends to"
+    )
+    print(f"{'run':>36s} {'tokens':>10s} {'trained':>7s} {'sharper':>7s} {'interp.':>7s} {'tokens/latent':>13s}")
     for run in args.runs:
         checkpoint = resolve_checkpoint(run, prefer="last")
         _, config = run_config(checkpoint)
         model = model_at(config, checkpoint)
-        name = "/".join(checkpoint.parts[-5:-3])
+        is_bixt = model.config.encoder == "bixt"
+        name = "/".join(checkpoint.parts[-4:-2])
         for low, high in RANGES:
             options = {"num_examples": ITEMS, "config": {"min_length": low, "max_length": high}}
             dataset = load_dataset("listops", "test", **options)
-            with latent_attention(rescale=False) as plain:
-                as_trained = top1(model, dataset)
-            with latent_attention(rescale=True):
-                rescaled = top1(model, dataset)
-            spread = plain.spread_sum / plain.spread_count
-            print(f"{name:>40s} {f'{low}-{high}':>10s} {as_trained:6.2f} {rescaled:8.2f} {spread:17.1f}", flush=True)
+            if is_bixt:
+                with latent_attention(rescale=False) as plain:
+                    as_trained = top1(model, dataset)
+                with latent_attention(rescale=True):
+                    sharper = f"{top1(model, dataset):7.2f}"
+                spread = f"{plain.spread_sum / plain.spread_count:13.1f}"
+            else:
+                as_trained, sharper, spread = top1(model, dataset), f"{'-':>7s}", f"{'-':>13s}"
+            with positions_interpolated(model):
+                interpolated = top1(model, dataset)
+            print(
+                f"{name:>36s} {f'{low}-{high}':>10s} {as_trained:7.2f} {sharper} {interpolated:7.2f} {spread}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":
