@@ -11,8 +11,9 @@ it (RESULTS.md §4)? Two hypotheses, each tested by changing one thing at evalua
     python benchmarks/listops_length_probe.py RUN_DIR [RUN_DIR ...] > benchmarks/listops_length_probe.txt
 
 RUN_DIR: finished `listops-{bixt,transformer}-short` runs of the lra study. Each length range is scored on its first
-1,000 generated test expressions (generated anew, so the 50-250 row is not the run's own test split), in fp32, on
-the explicit attention path for BiXT.
+1,000 generated test expressions, in fp32, on the explicit attention path for BiXT: the study's evaluation sets
+(generation goes in fixed seeded chunks, so the 50-250 row is the first 1,000 of the runs' own test split), and the
+"trained" column reproduces the study's evaluation table.
 """
 
 from __future__ import annotations
