@@ -80,7 +80,7 @@ class AugmentSection:
     std: tuple[float, ...] | None = None  # per-channel std, like mean
     resize: int | None = None  # bilinear (antialiased) resize of images to resize x resize before normalising
     pad: int = 0  # zero pixels added on every side of an image after normalising, e.g. 28 -> 32 for a stride-8 stem
-    # Pad before normalising instead: the border is then a black pixel, (0 - mean) / std, not the mean grey; for digits
+    # pad before normalising instead: the border is then a black pixel, (0 - mean) / std, not the mean grey; for digits
     # padded to a canvas's size whose background, normalised with the same statistics, is black too.
     pad_before_normalize: bool = False
     flip: bool = False  # training only: random horizontal flip of images (probability 0.5)
