@@ -15,7 +15,9 @@ from bixt.analysis.plots import _pyplot, _save
 def plot_cell_comparison(rows: list[dict[str, Any]], path: Path, *, title: str, ylabel: str) -> Path:
     """One column per cell: every seed's result as a dot, the mean ± std as a bar; rows: label, values, mflops."""
     plt = _pyplot("study plot", "train")
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.5 * len(rows) + 2), 4.5), layout="constrained")
+    # A column is as wide as its longest label needs at font size 8 (about 0.075 in per character), 1.5 in at least.
+    column = max([1.5, *(0.075 * len(r["label"]) for r in rows)])
+    fig, ax = plt.subplots(figsize=(max(6.0, column * len(rows) + 2), 4.5), layout="constrained")
     for i, row in enumerate(rows):
         values = row["values"]
         mean = sum(values) / len(values)
