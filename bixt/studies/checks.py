@@ -2,8 +2,9 @@
 
 A check re-evaluates a run's last checkpoint, which takes minutes per run, so ``bixt study report`` would otherwise
 repeat every check on every report. Each result is ``RUN_DIR/checks/NAME-KEY.json``, where KEY hashes the
-checkpoint evaluated (its step and the checksum its meta records) and the check's parameters: a run trained further (a newer last checkpoint) or a check with
-other parameters gets a new file, and an old result is never replaced. Files are written whole or not at all.
+checkpoint evaluated (its step and the checksum its meta records) and the check's parameters: a run trained further
+(a newer last checkpoint) or a check with other parameters gets a new file, and an old result is never replaced.
+Files are written whole or not at all.
 """
 
 from __future__ import annotations
