@@ -324,8 +324,8 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     assert any("on test CPU, 1 thread(s) per case" in line for line in lines)
     assert any("transformer_lra_text train b=32 n=4096 failed" in line for line in lines)
     assert plots[0].stat().st_size > 10_000
-    # the study's second invocation (batch 256) has its own records, table and plot
-    assert len(study.bench) == 2 and "--batch 256" in study.bench[1]
+    # the study's later invocations (batch 256) each have their own records, table and plot
+    assert len(study.bench) == 3 and all("--batch 256" in args for args in study.bench[1:])
     waiting, _ = _bench(study, tmp_path, 1)
     assert "## Throughput, invocation 2" in waiting and any("Not measured yet" in line for line in waiting)
     second = [{**r, "batch": 256} for r in records[:2]]
@@ -335,3 +335,6 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     assert "| train | 256 | 1,024 | 12.00 | 4.00 | 3.00x | 900 / 950 |" in lines
     assert any(f"--out {tmp_path / 'bench-2.jsonl'}" in line for line in lines)
     assert plots[0].name == "throughput-2.png" and plots[0].stat().st_size > 10_000
+    assert bench_path(tmp_path, 2) == tmp_path / "bench-3.jsonl"
+    third, _ = _bench(study, tmp_path, 2)
+    assert "## Throughput, invocation 3" in third and any("--tokens 4096 --batch 256" in line for line in third)
