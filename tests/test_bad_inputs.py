@@ -287,6 +287,8 @@ CASES = [
     Bad("text max_length", model(_TEXT, max_length=-5), ValueError, r"max_length must be a positive integer"),
     Bad("text encoder", model(_TEXT, encoder="rnn"), ValueError, r"encoder must be one of 'bixt', 'transformer'"),
     Bad("text positions", model(_TEXT, positions="rope"), ValueError, r"positions must be one of 'fourier'"),
+    Bad("text ngram even", model(_TEXT, ngram=4), ValueError, r"ngram must be odd"),
+    Bad("text ngram zero", model(_TEXT, ngram=0), ValueError, r"ngram must be a positive integer"),
     Bad("retrieval classes", model("bixt_lra_retrieval", num_classes=0), ValueError, r"num_classes >= 1"),
     Bad("points num_points", model(_POINTS, num_points=0), ValueError, r"num_points must be a positive integer"),
     Bad("points coord bool", model(_POINTS, coord_dims=True), TypeError, r"coord_dims must be an integer"),

@@ -46,6 +46,19 @@ def test_sequence_tokenizer_mask_and_positions(positions: str) -> None:
     torch.testing.assert_close(same[1] - same[0], tok.position_embedding(2)[0, 1] - tok.position_embedding(2)[0, 0])
 
 
+def test_sequence_tokenizer_ngram_mixes_neighbours_only() -> None:
+    tok = SequenceTokenizer(vocab_size=20, dim=8, max_length=64, ngram=3).double()
+    ids = torch.tensor([[3, 4, 5, 6, 7, 8]])
+    base = tok(ids).tokens[0]
+    changed = ids.clone()
+    changed[0, 2] = 9  # a token's window is itself and one neighbour on each side
+    moved = (tok(changed).tokens[0] - base).abs().amax(dim=-1)
+    assert (moved[1:4] > 1e-6).all() and (moved[[0, 4, 5]] < 1e-12).all()
+    # padding embeds as zeros, what the convolution supplies past the end: appending it changes no real token
+    padded = tok(torch.cat([ids, torch.zeros(1, 3, dtype=torch.long)], dim=1)).tokens[0, :6]
+    torch.testing.assert_close(padded, base)
+
+
 def test_sine_features_are_those_of_the_transformer() -> None:
     feats = sinusoidal_features_1d(torch.tensor([0, 5]), num_feats=8)
     i = torch.arange(4)

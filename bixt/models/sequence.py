@@ -46,10 +46,13 @@ class SequenceConfig(EncoderConfig):
     num_heads: int = 2
     num_latents: int = 32  # BiXT only
     positions: SequencePositions = "fourier"
+    ngram: int = 1  # odd: each token embedding mixed with its neighbours by an ngram-wide convolution (1 = none)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_positive(vocab_size=self.vocab_size, max_length=self.max_length)
+        check_positive(vocab_size=self.vocab_size, max_length=self.max_length, ngram=self.ngram)
+        if self.ngram % 2 == 0:
+            raise ValueError(f"ngram must be odd (centred on its token), got {self.ngram}")
         if self.encoder not in SEQUENCE_ENCODERS:
             raise ValueError(f"encoder must be one of {SEQUENCE_ENCODERS}, got {self.encoder!r}")
         if self.positions not in SEQUENCE_POSITIONS:
@@ -96,7 +99,11 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = SequenceTokenizer(
-            vocab_size=config.vocab_size, dim=config.embed_dim, max_length=config.max_length, positions=config.positions
+            vocab_size=config.vocab_size,
+            dim=config.embed_dim,
+            max_length=config.max_length,
+            positions=config.positions,
+            ngram=config.ngram,
         )
         if config.encoder == "bixt":
             self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **config.encoder_args())

@@ -7,6 +7,11 @@ distinct from padding.
 Positions are either fixed sine features of the absolute position with a learned projection (``fourier``, any length
 up to ``max_length``, no table to store) or a learned table of ``max_length`` rows (``learned``). Both depend on the
 absolute position only, so appending padding changes no real token.
+
+``ngram=k`` (odd) mixes each embedding with its k - 1 nearest neighbours through one k-wide convolution before the
+positions are added, so a token arrives as a character or byte k-gram rather than a single symbol; this is what lets
+a byte-level model see words from its first step. Padding embeds as zeros, exactly what the convolution's own
+zero padding supplies past the end, so appending padding still changes no real token.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class SequenceTokenizer(nn.Module):
         max_length: int,
         positions: SequencePositions = "fourier",
         num_position_feats: int = 64,
+        ngram: int = 1,
     ) -> None:
         super().__init__()
         if vocab_size < 2:
@@ -44,11 +50,15 @@ class SequenceTokenizer(nn.Module):
             raise ValueError(f"max_length must be positive, got {max_length}")
         if positions not in SEQUENCE_POSITIONS:
             raise ValueError(f"positions must be one of {SEQUENCE_POSITIONS}, got {positions!r}")
+        if ngram < 1 or ngram % 2 == 0:
+            raise ValueError(f"ngram must be a positive odd integer (1 = no mixing), got {ngram}")
         self.vocab_size = vocab_size
         self.max_length = max_length
         self.positions = positions
         self.num_position_feats = num_position_feats
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=PADDING_ID)
+        # centred, so that token i sees i - k//2 .. i + k//2 and the output keeps the input's length
+        self.ngram = nn.Conv1d(dim, dim, ngram, padding=ngram // 2) if ngram > 1 else None
         if positions == "fourier":
             self.pos_proj = nn.Linear(num_position_feats, dim)
         else:
@@ -85,5 +95,8 @@ class SequenceTokenizer(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> TokenizerOutput:
         self.check_input(ids)
-        tokens = self.embed(ids) + self.position_embedding(ids.shape[1])  # (b, L, dim)
+        tokens = self.embed(ids)  # (b, L, dim)
+        if self.ngram is not None:
+            tokens = self.ngram(tokens.transpose(1, 2)).transpose(1, 2)
+        tokens = tokens + self.position_embedding(ids.shape[1])
         return TokenizerOutput(tokens=tokens, mask=ids != PADDING_ID)
