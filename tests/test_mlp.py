@@ -1,4 +1,5 @@
-"""The MLP's recomputing GELU: same outputs and gradients as the plain composition, one hidden activation fewer."""
+"""The MLP's recomputing GELU: same outputs and gradients as the plain composition, one hidden activation fewer; and the
+memory mode ``low``'s pre-norm branches (MLP and attention input projection) that keep only their input."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import pytest
 import torch
 
 import bixt.layers.mlp as mlp_module
+import bixt.layers.norm_linear as norm_linear_module
 from bixt.layers.mlp import Mlp, get_mlp_memory, mlp_memory, norm_then_mlp
+from bixt.layers.norm_linear import norm_then_linear
 
 
 @pytest.fixture
@@ -176,9 +179,89 @@ def test_norm_then_mlp_keeps_its_input_only_in_the_low_memory_mode_and_above_the
         norm_then_mlp(x, norm, mlp)
 
 
+# -- the pre-norm projection that keeps only its input --------------------------------------------------------------
+
+
+def _norm_and_linear(dtype: torch.dtype = torch.float32) -> tuple[torch.nn.LayerNorm, torch.nn.Linear]:
+    norm, _ = _norm_and_mlp(dtype=dtype)
+    return norm, torch.nn.Linear(16, 24).to(dtype)
+
+
+def test_norm_then_linear_from_input_matches_the_plain_composition_in_float64(always_from_input) -> None:
+    norm, linear = _norm_and_linear(torch.float64)
+    x = torch.randn(3, 7, 16, dtype=torch.float64, requires_grad=True)
+    inputs = (x, *norm.parameters(), *linear.parameters())
+    out = norm_then_linear(x, norm, linear)
+    assert out.grad_fn.name().startswith("NormLinearFromInput")
+    expected = linear(norm(x))
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    for got, want in zip(
+        torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad), strict=True
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_norm_then_linear_from_input_does_not_keep_the_norm_output(always_from_input) -> None:
+    norm, linear = _norm_and_linear()
+    x = torch.randn(5, 11, 16, requires_grad=True)
+    saved = _saved_bytes(lambda t: norm_then_linear(t, norm, linear), x)
+    plain = _saved_bytes(lambda t: linear(norm(t)), x)
+    # fewer: the norm's output (16 wide) and its mean and 1/std (one each per row)
+    assert plain - saved == 5 * 11 * 16 * 4 + 2 * 5 * 11 * 4
+
+
+def test_norm_then_linear_from_input_under_bf16_autocast_recomputes_what_the_forward_computed(
+    always_from_input,
+) -> None:
+    norm, linear = _norm_and_linear()
+    x = torch.randn(2, 5, 16, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = norm_then_linear(x, norm, linear)
+        expected = linear(norm(x))
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    inputs = (x, *norm.parameters(), *linear.parameters())
+    got, want = torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
+
+
+def test_norm_then_linear_keeps_its_input_only_in_the_low_memory_mode_above_the_size_with_gradients(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    norm, linear = _norm_and_linear()
+    x = torch.randn(5, 11, 16, requires_grad=True)
+
+    def from_input() -> bool:
+        out = norm_then_linear(x, norm, linear)
+        return out.grad_fn is not None and out.grad_fn.name().startswith("NormLinearFromInput")
+
+    monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", x.numel())
+    assert not from_input()  # the default mode is fast
+    with mlp_memory("low"):
+        assert from_input()
+        with torch.no_grad():
+            assert not from_input()  # nothing is kept without gradients
+        monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", x.numel() + 1)
+        assert not from_input()  # below the size
+
+
+def _count_applies(monkeypatch: pytest.MonkeyPatch, function: type[torch.autograd.Function]) -> list[int]:
+    calls: list[int] = []
+    apply = function.apply
+    monkeypatch.setattr(function, "apply", lambda *args: calls.append(1) or apply(*args))
+    return calls
+
+
 @pytest.mark.parametrize("name", ["bixt_ti_l64_p16", "sequential_ti_l64_p16", "transformer_lra_listops"])
-def test_models_train_alike_with_and_without_the_input_only_mlp(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    # every pre-norm MLP branch of BiXT's layers, the sequential baseline's and the Transformer's blocks
+def test_models_train_alike_with_and_without_the_input_only_branches(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # every pre-norm MLP branch and attention projection of BiXT's layers, the sequential baseline's (its latent
+    # blocks) and the Transformer's blocks
     import bixt
 
     small = {"embed_dim": 32, "depth": 2, "num_heads": 2}
@@ -196,13 +279,13 @@ def test_models_train_alike_with_and_without_the_input_only_mlp(monkeypatch: pyt
 
     monkeypatch.setattr(mlp_module, "RECOMPUTE_MIN_HIDDEN_ELEMENTS", 0)
 
-    calls = []
-    apply = mlp_module.NormMlpFromInput.apply
-    monkeypatch.setattr(mlp_module.NormMlpFromInput, "apply", lambda *args: calls.append(1) or apply(*args))
+    mlp_calls = _count_applies(monkeypatch, mlp_module.NormMlpFromInput)
+    projection_calls = _count_applies(monkeypatch, norm_linear_module.NormLinearFromInput)
     plain = grads("fast")
-    assert not calls
+    assert not mlp_calls and not projection_calls
     from_input = grads("low")
-    assert len(calls) >= small["depth"]  # the input-only branch ran in every layer, at least once each
+    # both input-only branches ran in every layer, at least once each
+    assert len(mlp_calls) >= small["depth"] and len(projection_calls) >= small["depth"]
     assert len(plain) == len(from_input) > 0
     for a, b in zip(plain, from_input, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

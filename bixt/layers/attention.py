@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from bixt.layers.attention_math import AttentionMaps, attend, bidirectional_attend
+from bixt.layers.norm_linear import norm_then_linear
 
 
 def _check_heads(dim: int, num_heads: int) -> None:
@@ -35,11 +36,17 @@ def _merge(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).flatten(2)
 
 
+def _project(x: torch.Tensor, linear: nn.Linear, norm: nn.LayerNorm | None) -> torch.Tensor:
+    # x is normalised already, or the caller hands over the norm so that the memory mode can drop its output
+    return linear(x) if norm is None else norm_then_linear(x, norm, linear)
+
+
 class BiCrossAttention(nn.Module):
     """Bi-directional cross-attention.
 
-    latents: (b, m, dim_latent) normalised; tokens: (b, n, dim_token) normalised; token_mask: (b, n) bool or None.
-    Returns the latent update (b, m, dim_latent), the token update (b, n, dim_token) and the maps if asked.
+    latents: (b, m, dim_latent) normalised; tokens: (b, n, dim_token) normalised, or raw with their ``token_norm``;
+    token_mask: (b, n) bool or None. Returns the latent update (b, m, dim_latent), the token update (b, n, dim_token)
+    and the maps if asked.
     """
 
     def __init__(
@@ -70,9 +77,10 @@ class BiCrossAttention(nn.Module):
         tokens: torch.Tensor,
         token_mask: torch.Tensor | None = None,
         return_maps: bool = False,
+        token_norm: nn.LayerNorm | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, AttentionMaps | None]:
         r_lat, v_lat = _split(self.rv_latents(latents), 2, self.num_heads)  # (b, h, m, d) each
-        r_tok, v_tok = _split(self.rv_tokens(tokens), 2, self.num_heads)  # (b, h, n, d) each
+        r_tok, v_tok = _split(_project(tokens, self.rv_tokens, token_norm), 2, self.num_heads)  # (b, h, n, d) each
         lat, tok, maps = bidirectional_attend(
             r_lat,
             v_lat,
@@ -90,8 +98,8 @@ class BiCrossAttention(nn.Module):
 class OneSidedCrossAttention(nn.Module):
     """Latents attend to tokens; tokens are not updated.
 
-    latents: (b, m, dim_latent); tokens: (b, n, dim_token); token_mask: (b, n) bool or None.
-    Returns the latent update (b, m, dim_latent) and the maps if asked.
+    latents: (b, m, dim_latent); tokens: (b, n, dim_token), normalised, or raw with their ``token_norm``;
+    token_mask: (b, n) bool or None. Returns the latent update (b, m, dim_latent) and the maps if asked.
     """
 
     def __init__(
@@ -121,9 +129,10 @@ class OneSidedCrossAttention(nn.Module):
         tokens: torch.Tensor,
         token_mask: torch.Tensor | None = None,
         return_maps: bool = False,
+        token_norm: nn.LayerNorm | None = None,
     ) -> tuple[torch.Tensor, AttentionMaps | None]:
         (q,) = _split(self.r_latents(latents), 1, self.num_heads)
-        k, v = _split(self.rv_tokens(tokens), 2, self.num_heads)
+        k, v = _split(_project(tokens, self.rv_tokens, token_norm), 2, self.num_heads)
         out, attn = attend(
             q,
             k,
@@ -137,7 +146,8 @@ class OneSidedCrossAttention(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention. x: (b, l, dim) -> (b, l, dim); key_mask: (b, l) bool or None."""
+    """Multi-head self-attention. x: (b, l, dim), normalised or raw with its ``norm`` -> (b, l, dim); key_mask: (b, l)
+    bool or None."""
 
     def __init__(
         self, dim: int, *, num_heads: int, bias: bool = True, attn_drop: float = 0.0, proj_drop: float = 0.0
@@ -150,7 +160,9 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = _split(self.qkv(x), 3, self.num_heads)
+    def forward(
+        self, x: torch.Tensor, key_mask: torch.Tensor | None = None, norm: nn.LayerNorm | None = None
+    ) -> torch.Tensor:
+        q, k, v = _split(_project(x, self.qkv, norm), 3, self.num_heads)
         out, _ = attend(q, k, v, key_mask=key_mask, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj_drop(self.proj(_merge(out)))

@@ -44,7 +44,7 @@ class SelfAttentionBlock(nn.Module):
         self.drop_path = DropPath(drop_path)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = x + self.drop_path(self.ls1(self.attn(self.norm1(x), key_mask)))
+        x = x + self.drop_path(self.ls1(self.attn(x, key_mask, norm=self.norm1)))
         return x + self.drop_path(self.ls2(norm_then_mlp(x, self.norm2, self.mlp)))
 
 
@@ -103,11 +103,12 @@ class CrossBlock(nn.Module):
         return_maps: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, AttentionMaps | None]:
         """latents: (b, m, dim_latent); tokens: (b, n, dim_token); token_mask: (b, n) bool, True = real token."""
-        lat_n, tok_n = self.norm1_latents(latents), self.norm1_tokens(tokens)
+        # the tokens go in raw with their norm, so that the memory mode can drop its output (bixt.layers.norm_linear)
+        lat_n, norm = self.norm1_latents(latents), self.norm1_tokens
         if self.bidirectional:
-            d_lat, d_tok, maps = self.attn(lat_n, tok_n, token_mask, return_maps)
+            d_lat, d_tok, maps = self.attn(lat_n, tokens, token_mask, return_maps, token_norm=norm)
         else:
-            d_lat, maps = self.attn(lat_n, tok_n, token_mask, return_maps)
+            d_lat, maps = self.attn(lat_n, tokens, token_mask, return_maps, token_norm=norm)
         latents = latents + self.drop_path(self.ls1_latents(d_lat))
         latent_mlp = norm_then_mlp(latents, self.norm2_latents, self.mlp_latents)
         latents = latents + self.drop_path(self.ls2_latents(latent_mlp))

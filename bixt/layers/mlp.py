@@ -14,7 +14,8 @@ With the memory mode ``low`` (``set_mlp_memory``, the ``mlp_memory`` context man
 default is ``fast``), ``norm_then_mlp`` goes one step further for the pre-norm branch ``mlp(norm(x))`` wherever the
 hidden activation is large: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps anyway, and runs LayerNorm,
 fc1 and GELU again in the backward pass. That drops the hidden activation and the LayerNorm's output from what a
-layer keeps, for one more fc1 matmul and LayerNorm per layer. For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32
+layer keeps, for one more fc1 matmul and LayerNorm per layer. The mode also covers the attention branches' pre-norm
+input projections (`bixt.layers.norm_linear`). For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32
 (BENCHMARKS.md §6.3): peak memory -25% (0.49-0.52x of the authors' code's instead of 0.66-0.67x) for 2-3% more time
 per step; at 784 tokens -20% for 3-14%. A choice, off by default: it trades the speed the default is tuned for.
 """
@@ -53,6 +54,12 @@ def set_mlp_memory(mode: MlpMemory | None) -> None:
 def mlp_memory(mode: MlpMemory) -> AbstractContextManager[None]:
     """Use `mode` inside the ``with`` block, then restore what was in force before."""
     return _MEMORY.using(mode)
+
+
+def keeps_only_input(elements: int) -> bool:
+    """Whether a pre-norm branch whose largest kept activation has `elements` elements keeps only its input: in the
+    memory mode ``low``, from ``RECOMPUTE_MIN_HIDDEN_ELEMENTS`` on."""
+    return get_mlp_memory() == "low" and elements >= RECOMPUTE_MIN_HIDDEN_ELEMENTS
 
 
 class GeluLinear(torch.autograd.Function):
@@ -160,8 +167,7 @@ def norm_then_mlp(x: torch.Tensor, norm: nn.LayerNorm, mlp: Mlp) -> torch.Tensor
     """``mlp(norm(x))``, the pre-norm MLP branch; in the memory mode ``low``, for a large hidden activation, keeping
     only x for the backward pass (``NormMlpFromInput``, module docstring). Same outputs and gradients either way."""
     # may_recompute first: under FX tracing x is a proxy, whose sizes cannot be compared
-    low = mlp.may_recompute() and get_mlp_memory() == "low"
-    if low and x.numel() // x.shape[-1] * mlp.fc1.out_features >= RECOMPUTE_MIN_HIDDEN_ELEMENTS:
+    if mlp.may_recompute() and keeps_only_input(x.numel() // x.shape[-1] * mlp.fc1.out_features):
         fc1, fc2 = mlp.fc1, mlp.fc2
         out = NormMlpFromInput.apply(x, norm.weight, norm.bias, norm.eps, fc1.weight, fc1.bias, fc2.weight, fc2.bias)
         return mlp.drop2(out)
