@@ -59,6 +59,23 @@ def test_sequence_tokenizer_ngram_mixes_neighbours_only() -> None:
     torch.testing.assert_close(padded, base)
 
 
+@pytest.mark.parametrize("positions", ["fourier", "learned"])
+def test_sequence_tokenizer_random_offsets_move_training_positions_within_the_maximum(positions: str) -> None:
+    torch.manual_seed(0)
+    tok = SequenceTokenizer(vocab_size=20, dim=8, max_length=16, positions=positions, random_offsets=True)
+    ids = torch.randint(1, 20, (64, 10))
+    table = tok.position_embedding(16)[0]  # (16, dim): positions 0 .. 15
+    starts = set()
+    for sample, added in zip(ids, tok.train()(ids).tokens - tok.embed(ids), strict=True):
+        # each sequence's positions are consecutive and start somewhere in [0, 16 - 10]
+        match = [s for s in range(7) if torch.allclose(added, table[s : s + 10], atol=1e-6)]
+        assert len(match) == 1, sample
+        starts.add(match[0])
+    assert len(starts) > 3  # drawn, not fixed
+    evaluated = tok.eval()(ids).tokens - tok.embed(ids)
+    torch.testing.assert_close(evaluated, table[:10].expand(64, -1, -1))  # evaluation starts at 0
+
+
 def test_sine_features_are_those_of_the_transformer() -> None:
     feats = sinusoidal_features_1d(torch.tensor([0, 5]), num_feats=8)
     i = torch.arange(4)

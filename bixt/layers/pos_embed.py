@@ -71,7 +71,7 @@ class FourierPositionEncoding2d(nn.Module):
 def sinusoidal_features_1d(
     positions: torch.Tensor, *, num_feats: int = 64, temperature: float = 10000.0, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
-    """Transformer sine features of integer positions: (n,) -> (n, num_feats), [sin | cos] halves.
+    """Transformer sine features of integer positions: (...,) -> (..., num_feats), [sin | cos] halves.
 
     Frequencies are geometric (1 .. 1/temperature), so nearby and distant positions are both told apart, and a
     position's features do not depend on the sequence length (appending padding leaves them unchanged).
@@ -80,7 +80,7 @@ def sinusoidal_features_1d(
         raise ValueError(f"num_feats must be even (sin and cos halves), got {num_feats}")
     dtype = dtype or torch.get_default_dtype()
     i = torch.arange(num_feats // 2, device=positions.device, dtype=dtype)
-    angles = positions.to(dtype)[:, None] / temperature ** (2 * i / num_feats)  # (n, num_feats/2)
+    angles = positions.to(dtype)[..., None] / temperature ** (2 * i / num_feats)  # (..., num_feats/2)
     return torch.cat((angles.sin(), angles.cos()), dim=-1)
 
 

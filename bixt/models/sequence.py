@@ -47,6 +47,7 @@ class SequenceConfig(EncoderConfig):
     num_latents: int = 32  # BiXT only
     positions: SequencePositions = "fourier"
     ngram: int = 1  # odd: each token embedding mixed with its neighbours by an ngram-wide convolution (1 = none)
+    random_offsets: bool = False  # training only: positions start at a random offset in [0, max_length - L]
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -104,6 +105,7 @@ class _SequenceBackbone(EncoderModelMixin, PretrainedMixin, nn.Module):
             max_length=config.max_length,
             positions=config.positions,
             ngram=config.ngram,
+            random_offsets=config.random_offsets,
         )
         if config.encoder == "bixt":
             self.encoder = BiXTEncoder(num_latents=config.num_latents, one_sided_last=True, **config.encoder_args())

@@ -8,6 +8,10 @@ Positions are either fixed sine features of the absolute position with a learned
 up to ``max_length``, no table to store) or a learned table of ``max_length`` rows (``learned``). Both depend on the
 absolute position only, so appending padding changes no real token.
 
+``random_offsets=True`` starts each training sequence at a random position in [0, max_length - L] instead of 0, so
+that a model trained on short sequences has seen every position up to max_length and cannot tie what it learns to
+the absolute positions of the first few hundred (evaluation always starts at 0).
+
 ``ngram=k`` (odd) mixes each embedding with its k - 1 nearest neighbours through one k-wide convolution before the
 positions are added, so a token arrives as a character or byte k-gram rather than a single symbol; this is what lets
 a byte-level model see words from its first step. Padding embeds as zeros, exactly what the convolution's own
@@ -42,6 +46,7 @@ class SequenceTokenizer(nn.Module):
         positions: SequencePositions = "fourier",
         num_position_feats: int = 64,
         ngram: int = 1,
+        random_offsets: bool = False,
     ) -> None:
         super().__init__()
         if vocab_size < 2:
@@ -56,6 +61,7 @@ class SequenceTokenizer(nn.Module):
         self.max_length = max_length
         self.positions = positions
         self.num_position_feats = num_position_feats
+        self.random_offsets = random_offsets
         self.embed = nn.Embedding(vocab_size, dim, padding_idx=PADDING_ID)
         # centred, so that token i sees i - k//2 .. i + k//2 and the output keeps the input's length
         self.ngram = nn.Conv1d(dim, dim, ngram, padding=ngram // 2) if ngram > 1 else None
@@ -84,19 +90,27 @@ class SequenceTokenizer(nn.Module):
         if low < 0 or high >= self.vocab_size:
             raise ValueError(f"token ids must lie in [0, {self.vocab_size}) (0 = padding), got range [{low}, {high}]")
 
-    def position_embedding(self, length: int) -> torch.Tensor:
-        """(1, length, dim): the embedding added to the tokens at positions 0 .. length-1."""
+    def position_embedding(self, length: int, offsets: torch.Tensor | None = None) -> torch.Tensor:
+        """(1, length, dim): the embedding added to the tokens at positions 0 .. length-1; with offsets (b,) int64,
+        (b, length, dim) for positions offsets[i] .. offsets[i] + length-1."""
+        device = self.embed.weight.device
+        positions = torch.arange(length, device=device)[None]  # (1, length)
+        if offsets is not None:
+            positions = offsets[:, None] + positions  # (b, length)
         if self.positions == "learned":
-            return self.pos_table[None, :length]
+            return self.pos_table[positions]
         weight = self.pos_proj.weight
-        positions = torch.arange(length, device=weight.device)
         feats = sinusoidal_features_1d(positions, num_feats=self.num_position_feats, dtype=weight.dtype)
-        return self.pos_proj(feats)[None]
+        return self.pos_proj(feats)
 
     def forward(self, ids: torch.Tensor) -> TokenizerOutput:
         self.check_input(ids)
         tokens = self.embed(ids)  # (b, L, dim)
         if self.ngram is not None:
             tokens = self.ngram(tokens.transpose(1, 2)).transpose(1, 2)
-        tokens = tokens + self.position_embedding(ids.shape[1])
+        offsets = None
+        if self.random_offsets and self.training:
+            batch, length = ids.shape
+            offsets = torch.randint(0, self.max_length - length + 1, (batch,), device=ids.device)
+        tokens = tokens + self.position_embedding(length=ids.shape[1], offsets=offsets)
         return TokenizerOutput(tokens=tokens, mask=ids != PADDING_ID)
