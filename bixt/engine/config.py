@@ -169,9 +169,9 @@ class RunConfig:
     # the attention path to train with (bixt.layers.attention_paths: auto, explicit, fused, chunked, triton); unset:
     # the one in force ($BIXT_ATTN, else auto), which the run records here in its saved config
     attention: str | None = None
-    # the MLP memory mode to train with (bixt.layers.mlp: fast, or low: large pre-norm MLP branches keep only their
-    # input, ~25% less memory for ~3% more time at 3,136 tokens); unset: the one in force ($BIXT_MLP_MEMORY, else
-    # fast), which the run records here in its saved config
+    # the MLP memory mode to train with (bixt.layers.mlp: fast, or low: large pre-norm MLP branches and attention
+    # projections keep only their input, ~25% less peak memory at 3,136 tokens); unset: the one in force
+    # ($BIXT_MLP_MEMORY, else fast), which the run records here in its saved config
     mlp_memory: str | None = None
     ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
     seed: int = 42  # initial weights, data order and augmentation
