@@ -255,6 +255,17 @@ def test_finished_cells_are_kept_and_unfinished_ones_resume(tmp_path: Path) -> N
     assert again.returncode == 0, again.stderr
     assert "a seed 0: finished before, kept" in again.stdout and record_a.read_text() == kept
     assert "--resume" in json.loads(record_b.read_text())["command"]  # picked up from its checkpoint
+    # interrupted after it started, with the spec changed since: the record keeps what the run started with
+    started = json.loads(record_a.read_text())
+    record_a.write_text(json.dumps({**started, "status": "interrupted"}))
+    study_file.write_text(study_file.read_text().replace("a: {}", "a: {model.options.num_latents: 6}"))
+    resumed = _bixt("study", "run", str(study_file), "--quick", "--root", str(root))
+    assert resumed.returncode == 0, resumed.stderr
+    record = json.loads(record_a.read_text())
+    assert record["status"] == "finished" and record["attempts"] == 2
+    assert record["command"] == started["command"] and "num_latents" not in " ".join(record["command"])
+    assert record["overrides"] == started["overrides"] and "model.options.num_latents" not in record["overrides"]
+    assert "--resume" in (root / "tiny" / "a" / "seed-0.log").read_text()  # what this attempt ran is in the log
 
 
 @pytest.mark.network_data

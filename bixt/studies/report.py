@@ -83,7 +83,9 @@ def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
         best = max(evals, key=lambda r: r[primary]) if evals else None
         base |= {
             "model": config.model.name,
-            "overrides": run.overrides,
+            # what the run started with; a record older than that field has only the spec's, and says so
+            "overrides": run.overrides if runner.overrides is None else runner.overrides,
+            "overrides_recorded": runner.overrides is not None,
             "epochs": config.schedule.epochs,
             "train_items": config.data.train_limit,
             "primary": primary,

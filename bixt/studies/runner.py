@@ -66,6 +66,9 @@ class CellRecord:
     threads: int
     finished_at: str
     cpu: str = ""  # the CPU's model name (timings mean little without it)
+    # the overrides the run started with; a resumed run keeps its saved config, so later changes to the spec do not
+    # apply to it (None: a record written before this field)
+    overrides: dict[str, Any] | None = None
 
 
 def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tuple[str, ...] | None, quick: bool):
@@ -187,6 +190,8 @@ def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRe
     previous = read_record(run)
     _set_aside(run)
     command = train_command(study, run, threads)
+    # a resumed run keeps the command and overrides it started with (this attempt's `--resume` line is in the log)
+    started = previous if has_checkpoint(run) and previous is not None and previous.attempts > 0 else None
     run.log_path.parent.mkdir(parents=True, exist_ok=True)
     # Idle OpenMP threads sleep instead of spinning: two cells share the cores (see the Makefile).
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
@@ -202,11 +207,12 @@ def run_cell(study: Study, run: CellRun, *, threads: int, commit: str) -> CellRe
         returncode=returncode,
         wall_s=round(time.perf_counter() - start + (previous.wall_s if previous else 0.0), 1),
         attempts=(previous.attempts if previous else 0) + 1,
-        command=command,
+        command=started.command if started else command,
         commit=commit,
         threads=threads,
         finished_at=time.strftime("%Y-%m-%d %H:%M:%S"),
         cpu=cpu_name(),
+        overrides=started.overrides if started else run.overrides,
     )
     write_record(run, record)
     return record
