@@ -15,9 +15,10 @@ default is ``fast``), ``norm_then_mlp`` goes one step further for the pre-norm b
 hidden activation is large: ``NormMlpFromInput`` keeps only x, which the LayerNorm keeps anyway, and runs LayerNorm,
 fc1 and GELU again in the backward pass. That drops the hidden activation and the LayerNorm's output from what a
 layer keeps, for one more fc1 matmul and LayerNorm per layer. The mode also covers the attention branches' pre-norm
-input projections (`bixt.layers.norm_linear`). For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32
-(BENCHMARKS.md §6.3): peak memory -25% (0.49-0.52x of the authors' code's instead of 0.66-0.67x) for 2-3% more time
-per step; at 784 tokens -20% for 3-14%. A choice, off by default: it trades the speed the default is tuned for.
+input projections (`bixt.layers.norm_linear`). For BiXT-Ti/4 at 3,136 tokens, batch 8, fp32 (BENCHMARKS.md §6.3):
+peak memory 0.48-0.51x of the authors' code's instead of 0.66-0.67x, at a speed-up over it of 1.11x instead of 1.40x;
+at 784 tokens the MLP part alone: -20% memory for 3-14% more time. A choice, off by default: it trades the speed the
+default is tuned for.
 """
 
 from __future__ import annotations
