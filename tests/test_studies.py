@@ -82,7 +82,7 @@ def test_every_declared_study_loads_and_plans_unique_run_directories(tmp_path: P
     for name in ("attention-types", "scaling", "symmetry", "lra", "points", "dense"):
         study = load_study(name)
         runs = plan(study, root=tmp_path, seeds=None, cells=None, quick=False)
-        assert len(runs) == len(study.cells) * len(study.seeds)
+        assert len(runs) == sum(len(study.cell_seeds(cell)) for cell in study.cells)
         assert len({run.run_dir for run in runs}) == len(runs)
 
 
@@ -133,6 +133,19 @@ def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypa
         ),
         ("[1, 2]\n", "a study file is a mapping"),
         (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {seeds: [1, 1]}}\n",
+            "the seeds of cell 'a' repeat",
+        ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {seeds: []}}\n",
+            "the seeds of cell 'a' must be a non-empty list of integers",
+        ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\n"
+            "cells: {a: {}, b: {init_from: a, seeds: [0, 1]}}\n",
+            r"cell 'b' runs seeds \[1\] that its init_from cell does not",
+        ),
+        (
             "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}}\n"
             "evaluations: {cells: [b], axis: tokens, sets: {long: {x: 1, options: {}}}}\n",
             "evaluations.cells must list cells of the study",
@@ -168,6 +181,23 @@ def test_cells_can_start_from_their_own_recipe_and_shrink_their_own_way(monkeypa
     quick = study.cell_overrides("listops-bixt", quick=True)
     assert quick["data.options"]["num_examples"] == 32 and quick["schedule.epochs"] == 1
     assert "quick" not in quick and "recipe" not in study.cell_overrides("text-bixt", quick=False)
+
+
+def test_a_cell_may_run_its_own_seeds(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    path = tmp_path / "seeds.yaml"
+    path.write_text(
+        "title: t\nkind: comparison\nrecipe: configs/mnist.yaml\nseeds: [0, 1]\n"
+        "cells: {a: {}, b: {seeds: [0, 1, 2], model.options.depth: 2}}\n"
+    )
+    study = load_study(str(path))
+    planned = [(run.cell, run.seed) for run in plan(study, root=tmp_path, seeds=None, cells=None, quick=False)]
+    assert planned == [("a", 0), ("a", 1), ("b", 0), ("b", 1), ("b", 2)]
+    assert "seeds" not in study.cell_overrides("b", quick=False)  # not a `bixt train` override
+    quick = [(run.cell, run.seed) for run in plan(study, root=tmp_path, seeds=None, cells=None, quick=True)]
+    assert quick == [("a", 0), ("b", 0)]
+    asked = [(run.cell, run.seed) for run in plan(study, root=tmp_path, seeds=(2,), cells=("b",), quick=False)]
+    assert asked == [("b", 2)]  # --seeds still chooses
 
 
 def test_override_args_keep_negative_numbers_and_structures() -> None:

@@ -558,6 +558,13 @@ def write_report(study: Study, *, root: Path, out: Path, quick: bool = False) ->
         body, plots = [*body, *bench_lines], [*plots, *bench_plots]
     flag = " --quick" if quick else ""
     seeds = " ".join(map(str, study.seeds))
+    own_seeds = [
+        f"{cell}: {' '.join(map(str, study.cell_seeds(cell)))}"
+        for cell in study.cells
+        if study.cell_seeds(cell) != study.seeds
+    ]
+    if own_seeds:
+        seeds += f" ({'; '.join(own_seeds)})"
     readme = [
         f"# {study.title}",
         "",

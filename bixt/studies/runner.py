@@ -73,13 +73,13 @@ class CellRecord:
 
 def plan(study: Study, *, root: Path, seeds: tuple[int, ...] | None, cells: tuple[str, ...] | None, quick: bool):
     """The (cell, seed) runs asked for, in declaration order."""
-    seeds = seeds if seeds is not None else (study.seeds[:1] if quick else study.seeds)
     chosen = cells if cells else tuple(study.cells)
     runs = []
     for cell in chosen:
         overrides = study.cell_overrides(cell, quick=quick)
         source_cell = study.cell_source(cell)
-        for seed in seeds:
+        own = study.cell_seeds(cell)
+        for seed in seeds if seeds is not None else (own[:1] if quick else own):
             source = root / study.name / source_cell / f"seed-{seed}" if source_cell else None
             extra = {"model.init_from": str(source)} if source else {}
             runs.append(

@@ -16,6 +16,8 @@ The file is data only::
         quick: {data.options.num_examples: 64}
       finetuned:                                       # a cell may start from the weights of another cell's run of
         init_from: other-task                          # the same seed (model.init_from); it runs after that one
+      cheap:                                           # a cell may run more (or fewer) seeds than the study's
+        seeds: [0, 1, 2, 3]
     ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
     matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
     checks: [point-order]                              # optional: extra measurements of every finished run
@@ -51,11 +53,19 @@ StudyCheck = Literal["point-order"]
 STUDY_DIR = Path("configs/studies")
 _CELL_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
 # Keys of a cell that are not `bixt train` overrides.
-CELL_KEYS = ("recipe", "quick", "init_from")
+CELL_KEYS = ("recipe", "quick", "init_from", "seeds")
 
 
 class StudyError(ValueError):
     """A study file that cannot be run, or a request the study cannot answer (unknown cell, no runs)."""
+
+
+def _check_seeds(path: Path, what: str, seeds: Any) -> None:
+    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    if not seeds or not integers:
+        raise StudyError(f"{path}: {what} must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"{path}: {what} repeat: {seeds}")
 
 
 @dataclass(frozen=True)
@@ -104,6 +114,10 @@ class Study:
     def cell_source(self, cell: str) -> str | None:
         """The cell whose run of the same seed this cell's run starts from (its ``init_from``), if any."""
         return self.cells[cell].get("init_from")
+
+    def cell_seeds(self, cell: str) -> tuple[int, ...]:
+        """The cell's own seeds if it lists them, else the study's."""
+        return tuple(self.cells[cell].get("seeds", self.seeds))
 
     def cell_recipe(self, cell: str) -> Path:
         return Path(self.cells[cell].get("recipe", self.recipe))
@@ -177,11 +191,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
     if raw["kind"] not in get_args(StudyKind):
         raise StudyError(f"{path}: kind must be one of {get_args(StudyKind)}, got {raw['kind']!r}")
     seeds = raw["seeds"]
-    integers = isinstance(seeds, list) and all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
-    if not seeds or not integers:
-        raise StudyError(f"{path}: seeds must be a non-empty list of integers, got {seeds!r}")
-    if len(set(seeds)) != len(seeds):
-        raise StudyError(f"{path}: seeds repeat: {seeds}")
+    _check_seeds(path, "seeds", seeds)
     cells = raw["cells"]
     if not isinstance(cells, dict) or not cells:
         raise StudyError(f"{path}: cells must map cell names to overrides")
@@ -192,12 +202,19 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
             raise StudyError(f"{path}: cell {name!r} must map dotted keys to values, got {overrides!r}")
         if not isinstance(overrides.get("quick", {}), dict):
             raise StudyError(f"{path}: the quick overrides of cell {name!r} must map dotted keys to values")
+        if "seeds" in overrides:
+            _check_seeds(path, f"the seeds of cell {name!r}", overrides["seeds"])
         source = overrides.get("init_from")
         if source is not None and (source not in cells or source == name or "init_from" in cells[source]):
             raise StudyError(
                 f"{path}: cell {name!r}: init_from must name another cell of the study that does not itself start "
                 f"from one, got {source!r}"
             )
+        if source is not None:
+            # each run starts from the source cell's run of the same seed, which must then exist
+            missing = set(overrides.get("seeds", seeds)) - set(cells[source].get("seeds", seeds))
+            if missing:
+                raise StudyError(f"{path}: cell {name!r} runs seeds {sorted(missing)} that its init_from cell does not")
         recipe = Path(overrides.get("recipe", raw.get("recipe", "")))
         if not recipe.is_file():
             raise StudyError(
