@@ -289,6 +289,7 @@ CASES = [
     Bad("text positions", model(_TEXT, positions="rope"), ValueError, r"positions must be one of 'fourier'"),
     Bad("text ngram even", model(_TEXT, ngram=4), ValueError, r"ngram must be odd"),
     Bad("text ngram zero", model(_TEXT, ngram=0), ValueError, r"ngram must be a positive integer"),
+    Bad("text random_offsets", model(_TEXT, random_offsets="yes"), TypeError, r"random_offsets must be a bool"),
     Bad("retrieval classes", model("bixt_lra_retrieval", num_classes=0), ValueError, r"num_classes >= 1"),
     Bad("points num_points", model(_POINTS, num_points=0), ValueError, r"num_points must be a positive integer"),
     Bad("points coord bool", model(_POINTS, coord_dims=True), TypeError, r"coord_dims must be an integer"),
