@@ -102,6 +102,16 @@ def always_from_input(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         yield
 
 
+def _assert_the_same_bf16_outputs_and_gradients(out, expected, inputs) -> None:
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    grad = torch.randn_like(out)
+    got, want = torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == w.dtype == torch.float32
+        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
+
+
 def _norm_and_mlp(dim: int = 16, dtype: torch.dtype = torch.float32) -> tuple[torch.nn.LayerNorm, Mlp]:
     torch.manual_seed(0)
     norm, mlp = torch.nn.LayerNorm(dim, eps=1e-6).to(dtype), Mlp(dim, 4 * dim).to(dtype)
@@ -144,14 +154,7 @@ def test_norm_then_mlp_from_input_under_bf16_autocast_recomputes_what_the_forwar
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = norm_then_mlp(x, norm, mlp)
         expected = _plain(mlp, norm(x))
-    assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    grad = torch.randn_like(out)
-    inputs = (x, *norm.parameters(), *mlp.parameters())
-    got, want = torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad)
-    for g, w in zip(got, want, strict=True):
-        assert g.dtype == w.dtype == torch.float32
-        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
+    _assert_the_same_bf16_outputs_and_gradients(out, expected, (x, *norm.parameters(), *mlp.parameters()))
 
 
 def _from_input(out: torch.Tensor) -> bool:
@@ -219,14 +222,7 @@ def test_norm_then_linear_from_input_under_bf16_autocast_recomputes_what_the_for
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = norm_then_linear(x, norm, linear)
         expected = linear(norm(x))
-    assert out.dtype == torch.bfloat16
-    torch.testing.assert_close(out, expected, rtol=0, atol=0)
-    grad = torch.randn_like(out)
-    inputs = (x, *norm.parameters(), *linear.parameters())
-    got, want = torch.autograd.grad(out, inputs, grad), torch.autograd.grad(expected, inputs, grad)
-    for g, w in zip(got, want, strict=True):
-        assert g.dtype == w.dtype == torch.float32
-        torch.testing.assert_close(g, w, rtol=2e-2, atol=2e-2)  # the same bf16 ops, summed in another order
+    _assert_the_same_bf16_outputs_and_gradients(out, expected, (x, *norm.parameters(), *linear.parameters()))
 
 
 def test_norm_then_linear_keeps_its_input_only_in_the_low_memory_mode_above_the_size_with_gradients(

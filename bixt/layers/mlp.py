@@ -23,7 +23,7 @@ default is tuned for.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from typing import Literal, get_args
 
 import torch
@@ -61,6 +61,37 @@ def keeps_only_input(elements: int) -> bool:
     """Whether a pre-norm branch whose largest kept activation has `elements` elements keeps only its input: in the
     memory mode ``low``, from ``RECOMPUTE_MIN_HIDDEN_ELEMENTS`` on."""
     return get_mlp_memory() == "low" and elements >= RECOMPUTE_MIN_HIDDEN_ELEMENTS
+
+
+# -- what the input-only branches (NormMlpFromInput, bixt.layers.norm_linear) share to recompute in the backward pass
+
+
+def autocast_state(x: torch.Tensor) -> tuple[str, bool, torch.dtype]:
+    """The autocast state of x's device now, for the backward pass to recompute under (its values are then the
+    forward's)."""
+    device = x.device.type
+    return device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
+
+
+def recompute_under(state: tuple[str, bool, torch.dtype]) -> AbstractContextManager[None]:
+    """Gradients on and the forward pass's autocast state, for ops run again inside a backward pass."""
+    device, enabled, dtype = state
+    stack = ExitStack()
+    stack.enter_context(torch.enable_grad())
+    stack.enter_context(torch.autocast(device, dtype=dtype, enabled=enabled))
+    return stack
+
+
+def detached_leaves(tensors, wanted) -> list[torch.Tensor | None]:
+    """Fresh leaves of the saved tensors to recompute from, each asking for a gradient only where one is wanted."""
+    return [None if t is None else t.detach().requires_grad_(want) for t, want in zip(tensors, wanted, strict=True)]
+
+
+def leaf_grads(output: torch.Tensor, leaves, grad_output: torch.Tensor) -> list[torch.Tensor | None]:
+    """The gradients of `output` (given `grad_output`) for each leaf, None where a leaf wants none."""
+    inputs = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
+    grads = iter(torch.autograd.grad(output, inputs, grad_output) if inputs else ())
+    return [next(grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves]
 
 
 class GeluLinear(torch.autograd.Function):
@@ -102,8 +133,7 @@ class NormMlpFromInput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, norm_weight, norm_bias, eps, w1, b1, w2, b2):
-        device = x.device.type
-        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.autocast = autocast_state(x)
         ctx.eps = eps
         ctx.b2_dtype = None if b2 is None else b2.dtype
         ctx.save_for_backward(x, norm_weight, norm_bias, w1, b1, w2)
@@ -113,13 +143,10 @@ class NormMlpFromInput(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         x, norm_weight, norm_bias, w1, b1, w2 = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        recomputed = (x, norm_weight, norm_bias, w1, b1)
-        wanted = (needs[0], needs[1], needs[2], needs[4], needs[5])
-        leaves = [
-            None if t is None else t.detach().requires_grad_(want) for t, want in zip(recomputed, wanted, strict=True)
-        ]
-        device, enabled, dtype = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+        leaves = detached_leaves(
+            (x, norm_weight, norm_bias, w1, b1), (needs[0], needs[1], needs[2], needs[4], needs[5])
+        )
+        with recompute_under(ctx.autocast):
             normed = F.layer_norm(leaves[0], x.shape[-1:], leaves[1], leaves[2], ctx.eps)
             act = F.gelu(F.linear(normed, leaves[3], leaves[4]))
         flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
@@ -128,12 +155,8 @@ class NormMlpFromInput(torch.autograd.Function):
             grad_w2 = (flat_grad.T @ act.detach().reshape(-1, act.shape[-1]).to(grad_out.dtype)).to(w2.dtype)
         if ctx.b2_dtype is not None and needs[7]:
             grad_b2 = flat_grad.sum(0).to(ctx.b2_dtype)
-        inputs = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
         grad_act = (grad_out @ w2.to(grad_out.dtype)).to(act.dtype)
-        grads = iter(torch.autograd.grad(act, inputs, grad_act) if inputs else ())
-        grad_x, grad_nw, grad_nb, grad_w1, grad_b1 = (
-            next(grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves
-        )
+        grad_x, grad_nw, grad_nb, grad_w1, grad_b1 = leaf_grads(act, leaves, grad_act)
         return grad_x, grad_nw, grad_nb, None, grad_w1, grad_b1, grad_w2, grad_b2
 
 

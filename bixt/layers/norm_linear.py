@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.fx._symbolic_trace import is_fx_symbolic_tracing
 
-from bixt.layers.mlp import keeps_only_input
+from bixt.layers.mlp import autocast_state, detached_leaves, keeps_only_input, leaf_grads, recompute_under
 
 
 class NormLinearFromInput(torch.autograd.Function):
@@ -26,8 +26,7 @@ class NormLinearFromInput(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, norm_weight, norm_bias, eps, weight, bias):
-        device = x.device.type
-        ctx.autocast = (device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.autocast = autocast_state(x)
         ctx.eps = eps
         ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.save_for_backward(x, norm_weight, norm_bias, weight)
@@ -37,12 +36,8 @@ class NormLinearFromInput(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor):
         x, norm_weight, norm_bias, weight = ctx.saved_tensors
         needs = ctx.needs_input_grad
-        leaves = [
-            None if t is None else t.detach().requires_grad_(want)
-            for t, want in zip((x, norm_weight, norm_bias), needs[:3], strict=True)
-        ]
-        device, enabled, dtype = ctx.autocast
-        with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+        leaves = detached_leaves((x, norm_weight, norm_bias), needs[:3])
+        with recompute_under(ctx.autocast):
             normed = F.layer_norm(leaves[0], x.shape[-1:], leaves[1], leaves[2], ctx.eps)
         flat_grad = grad_out.reshape(-1, grad_out.shape[-1])
         grad_weight = grad_bias = None
@@ -51,10 +46,8 @@ class NormLinearFromInput(torch.autograd.Function):
             grad_weight = (flat_grad.T @ flat_normed).to(weight.dtype)
         if ctx.bias_dtype is not None and needs[5]:
             grad_bias = flat_grad.sum(0).to(ctx.bias_dtype)
-        inputs = [leaf for leaf in leaves if leaf is not None and leaf.requires_grad]
         grad_normed = (grad_out @ weight.to(grad_out.dtype)).to(normed.dtype)
-        grads = iter(torch.autograd.grad(normed, inputs, grad_normed) if inputs else ())
-        grad_x, grad_nw, grad_nb = (next(grads) if leaf is not None and leaf.requires_grad else None for leaf in leaves)
+        grad_x, grad_nw, grad_nb = leaf_grads(normed, leaves, grad_normed)
         return grad_x, grad_nw, grad_nb, None, grad_weight, grad_bias
 
 
