@@ -23,7 +23,8 @@ default is tuned for.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, ExitStack
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Literal, get_args
 
 import torch
@@ -73,13 +74,12 @@ def autocast_state(x: torch.Tensor) -> tuple[str, bool, torch.dtype]:
     return device, torch.is_autocast_enabled(device), torch.get_autocast_dtype(device)
 
 
-def recompute_under(state: tuple[str, bool, torch.dtype]) -> AbstractContextManager[None]:
+@contextmanager
+def recompute_under(state: tuple[str, bool, torch.dtype]) -> Iterator[None]:
     """Gradients on and the forward pass's autocast state, for ops run again inside a backward pass."""
     device, enabled, dtype = state
-    stack = ExitStack()
-    stack.enter_context(torch.enable_grad())
-    stack.enter_context(torch.autocast(device, dtype=dtype, enabled=enabled))
-    return stack
+    with torch.enable_grad(), torch.autocast(device, dtype=dtype, enabled=enabled):
+        yield
 
 
 def detached_leaves(tensors, wanted) -> list[torch.Tensor | None]:
