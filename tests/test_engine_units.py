@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from bixt.engine.builders import build_ema, ema_decay_at
 from bixt.engine.config import ConfigError, dump_config, load_config, parse_config, valid_keys
 from bixt.engine.distributed import DistInfo
 from bixt.engine.metrics import ConfusionMetrics, PointSegmentationMetrics, TopKAccuracy
@@ -64,6 +65,24 @@ def test_optimizers_step_and_lower_the_loss(name):
         nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()
     assert nn.functional.mse_loss(model(x), y).item() < first * 0.8
+
+
+def test_ema_decay_ramps_up_so_the_first_weights_fade():
+    """The EMA follows w <- d_t w + (1 - d_t) x with d_t = min(decay, (1 + t) / (10 + t)); a fixed 0.999 would
+    still hold 0.999**2340 = 9.6% of the first weights after the main job's 2,340 steps."""
+    model = nn.Sequential(nn.Linear(1, 1, bias=False), nn.BatchNorm1d(1))
+    ema = build_ema(model, 0.999)
+    expected = None
+    for t, value in enumerate([0.0] + [1.0] * 2339):
+        model[0].weight.data.fill_(value)
+        model[1].num_batches_tracked.fill_(t + 1)
+        ema.update_parameters(model)
+        expected = value if expected is None else expected + (1 - ema_decay_at(0.999, t)) * (value - expected)
+    averaged = ema.module[0].weight.item()
+    assert averaged == pytest.approx(expected, abs=1e-5)
+    assert averaged > 0.999  # the first weights (0) have faded; a fixed decay would leave 0.904
+    assert ema.module[1].num_batches_tracked.item() == 2340  # a count: copied, not averaged
+    assert [ema_decay_at(0.999, t) for t in (0, 1, 10, 10_000)] == [0.1, 2 / 11, 11 / 20, 0.999]
 
 
 def test_topk_accuracy():

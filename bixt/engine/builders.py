@@ -9,7 +9,7 @@ import dataclasses
 
 import torch
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from bixt.data.collate import collate_padded
@@ -145,8 +145,35 @@ def resolve_run_precision(config: RunConfig, device: torch.device, model: nn.Mod
         raise ConfigError(str(error)) from error
 
 
+# The decay of the t-th update ramps up as (1 + t) / (EMA_RAMP + t) until it reaches the configured one (the ramp of
+# TensorFlow's ExponentialMovingAverage with num_updates). With a fixed decay d, the average still holds d**t of the
+# weights it started from: 9.6% after the main job's 2,340 steps at 0.999 (that EMA tested 2.9 points below the
+# weights themselves; README, main job).
+EMA_RAMP = 10
+
+
+def ema_decay_at(decay: float, updates: int) -> float:
+    """The decay applied by the EMA's update after `updates` earlier ones."""
+    return min(decay, (1 + updates) / (EMA_RAMP + updates))
+
+
+def _ema_update(decay: float):
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], num_averaged: torch.Tensor) -> None:
+        # AveragedModel groups the tensors by dtype: integer buffers (BatchNorm's batch count) are counts, not
+        # weights, and take the current value
+        if not averaged[0].is_floating_point():
+            torch._foreach_copy_(averaged, current)
+            return
+        # int(): one host synchronisation per update, so that the decay is a plain number
+        torch._foreach_lerp_(averaged, current, 1 - ema_decay_at(decay, int(num_averaged)))
+
+    return update
+
+
 def build_ema(model: nn.Module, decay: float | None) -> AveragedModel | None:
-    """An exponential moving average of ``model``'s weights (and buffers), or None without a decay."""
+    """An exponential moving average of ``model``'s weights (and buffers) whose decay ramps up to `decay`
+    (`ema_decay_at`), or None without a decay."""
     if decay is None:
         return None
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    return AveragedModel(model, multi_avg_fn=_ema_update(decay), use_buffers=True)
