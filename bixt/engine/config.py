@@ -173,7 +173,7 @@ class RunConfig:
     # projections keep only their input, ~25% less peak memory at 3,136 tokens); unset: the one in force
     # ($BIXT_MLP_MEMORY, else fast), which the run records here in its saved config
     mlp_memory: str | None = None
-    ema_decay: float | None = None  # keep an exponential moving average of the weights, evaluated alongside
+    ema_decay: float | None = None  # an EMA of the weights, evaluated alongside; its decay ramps up to this one
     seed: int = 42  # initial weights, data order and augmentation
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
     threads: int | None = None  # torch.set_num_threads, e.g. the number of cores
