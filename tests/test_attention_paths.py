@@ -236,13 +236,15 @@ def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, ex
 
 
 def test_bf16_cpu_rule_takes_the_flash_kernel_for_large_square_attention_only() -> None:
-    # measured (BENCHMARKS.md §6.2): chunks for BiXT's few latent queries, flash for a Transformer's n x n attention
+    # measured (BENCHMARKS.md §6.2): explicit, then chunks, for BiXT's few latent queries; flash for a Transformer's
+    # n x n attention
     from bixt.layers.attention_paths import AUTO_RULES
 
     rule = AUTO_RULES[("cpu", torch.bfloat16)]
-    assert rule.path_for(8, 6, 64, 3136) == "chunked"  # BiXT-Ti/4: 64 latents against 3,136 tokens
+    assert rule.path_for(8, 6, 64, 3136) == "explicit"  # BiXT-Ti/4: 64 latents against 3,136 tokens
+    assert rule.path_for(8, 6, 64, 12544) == "chunked"  # BiXT-Ti/4 at 448 px: 38.5M similarity elements
     assert rule.path_for(8, 2, 1024, 1024) == "fused"  # a Transformer at 1,024 tokens
-    assert rule.path_for(64, 2, 64, 4096) == "chunked"  # many keys, few queries: not square
+    assert rule.path_for(256, 2, 32, 4096) == "chunked"  # many keys, few queries: not square
     assert rule.path_for(1, 1, 256, 256) == "explicit"  # small matrices stay explicit whatever their shape
     assert AUTO_RULES[("cpu", torch.float32)].path_for(8, 2, 1024, 1024) == "fused"
 

@@ -54,23 +54,23 @@ def attention_path(path: AttentionPath) -> AbstractContextManager[None]:
 @dataclass(frozen=True)
 class AutoRule:
     """How ``auto`` picks a path for one device type and dtype: explicit while the similarity matrix has at most
-    `explicit_max_similarity` elements (b * h * m * n), `large_path` above; but `square_path` above for calls whose
-    queries and keys both number at least `square_min` (a full Transformer's n x n attention), where set. `measured`
-    names the measurement."""
+    `explicit_max_similarity` elements (b * h * m * n), `large_path` above. Where `square_min` is set, calls whose
+    queries and keys both number at least that many (a full Transformer's n x n attention) have a rule of their own:
+    explicit up to `square_explicit_max` elements, `square_path` above. `measured` names the measurement."""
 
     explicit_max_similarity: int
     large_path: str
     measured: str
     square_min: int | None = None
+    square_explicit_max: int | None = None
     square_path: str | None = None
 
     def path_for(self, b: int, h: int, m: int, n: int) -> str:
         """The path for b * h similarity matrices of m queries against n keys."""
-        if b * h * m * n <= self.explicit_max_similarity:
-            return "explicit"
+        elements = b * h * m * n
         if self.square_min is not None and min(m, n) >= self.square_min:
-            return self.square_path
-        return self.large_path
+            return "explicit" if elements <= self.square_explicit_max else self.square_path
+        return "explicit" if elements <= self.explicit_max_similarity else self.large_path
 
 
 # auto, per (device type, dtype of the attention inputs; under autocast the autocast dtype). See the module docstring.
@@ -79,15 +79,18 @@ AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
         AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
     ),
     # bf16: with few queries (BiXT's latents) the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136
-    # tokens), so the shared similarity is computed explicitly up to 2^22 elements (fastest at 196 and 784 tokens,
-    # batch 8) and in chunks above (fastest at 3,136 tokens, and the least memory). A full Transformer's square
-    # attention is the other way round: from 256 queries and keys the flash kernel is 1.6-3.0x faster than chunks
-    # (and the fastest of the three at 1,024 and 2,048 tokens). BENCHMARKS.md §6.2, AMD EPYC Zen 4 (AVX512-BF16).
+    # tokens), so the shared similarity is computed explicitly up to 2^25 elements: explicit was the fastest path at
+    # 196, 784 and 3,136 tokens (BiXT-Ti, batch 8; at 3,136 1.42x the chunked path) and at 4,096 tokens (the LRA
+    # model, batch 32; 1.23x). Above, chunks: level with explicit at 12,544 tokens (38.5M elements), with the least
+    # memory. A full Transformer's square attention is the other way round: from 256 queries and keys the flash
+    # kernel is 1.6-3.0x faster than chunks (and the fastest of the three at 1,024 and 2,048 tokens). BENCHMARKS.md
+    # §6.2, AMD EPYC Zen 4 (AVX512-BF16).
     ("cpu", torch.bfloat16): AutoRule(
-        2**22,
+        2**25,
         "chunked",
         "BENCHMARKS.md §6.2 (AMD EPYC Zen 4, AVX512-BF16, no AMX)",
         square_min=256,
+        square_explicit_max=2**22,
         square_path="fused",
     ),
 }
@@ -149,7 +152,12 @@ def resolved_attention_path(model: nn.Module, device: torch.device | str, dtype:
         isinstance(p := getattr(m, "attn_drop", None), float) and p > 0 for m in model.modules()
     ):
         large = "fused"  # as `choose_path` does in training, where attention dropout is on
-    square = "" if rule.square_min is None else f" ({rule.square_path} for >= {rule.square_min} queries and keys)"
+    square = (
+        ""
+        if rule.square_min is None
+        else f" (for >= {rule.square_min} queries and keys: explicit up to {rule.square_explicit_max}, "
+        f"{rule.square_path} above)"
+    )
     return (
         f"auto: explicit up to {rule.explicit_max_similarity} similarity elements (b*h*m*n), {large} above{square} "
         f"({rule.measured})"
