@@ -242,9 +242,9 @@ def test_bf16_cpu_rule_takes_the_flash_kernel_for_large_square_attention_only() 
 
     rule = AUTO_RULES[("cpu", torch.bfloat16)]
     assert rule.path_for(8, 6, 64, 3136) == "explicit"  # BiXT-Ti/4: 64 latents against 3,136 tokens
-    assert rule.path_for(8, 6, 64, 12544) == "chunked"  # BiXT-Ti/4 at 448 px: 38.5M similarity elements
+    assert rule.path_for(256, 2, 32, 4096) == "explicit"  # the LRA model at batch 256: 67M elements, not square
+    assert rule.path_for(8, 6, 64, 50176) == "chunked"  # BiXT-Ti/4 at 896 px: 154M similarity elements
     assert rule.path_for(8, 2, 1024, 1024) == "fused"  # a Transformer at 1,024 tokens
-    assert rule.path_for(256, 2, 32, 4096) == "chunked"  # many keys, few queries: not square
     assert rule.path_for(1, 1, 256, 256) == "explicit"  # small matrices stay explicit whatever their shape
     assert AUTO_RULES[("cpu", torch.float32)].path_for(8, 2, 1024, 1024) == "fused"
 

@@ -79,14 +79,15 @@ AUTO_RULES: dict[tuple[str, torch.dtype], AutoRule] = {
         AUTO_EXPLICIT_MAX_SIMILARITY, "fused", "BENCHMARKS.md §1 (AMD EPYC, AVX2) and §6 (AMD EPYC Zen 4, AVX-512)"
     ),
     # bf16: with few queries (BiXT's latents) the flash kernel's backward is slow on CPU (3.2x its fp32 time at 3,136
-    # tokens), so the shared similarity is computed explicitly up to 2^25 elements: explicit was the fastest path at
-    # 196, 784 and 3,136 tokens (BiXT-Ti, batch 8; at 3,136 1.24-1.42x the chunked path over two idle passes) and at
-    # 4,096 tokens (the LRA model, batch 32; 1.12-1.23x). Above, chunks: within 0-7% of explicit at 12,544 tokens
-    # (38.5M elements), with the least memory. A full Transformer's square attention has a rule of its own: from 256
+    # tokens), so the shared similarity is computed explicitly up to 2^27 elements: explicit was the fastest path at
+    # 196, 784 and 3,136 tokens (BiXT-Ti, batch 8; at 3,136 1.24-1.42x the chunked path over two idle passes), at
+    # 4,096 tokens (the LRA model, batch 32: 1.12-1.23x; batch 256, 67M elements: 1.15x), and level or ahead at
+    # 12,544 tokens (BiXT-Ti, 38.5M elements: 1.00-1.07x). Above 2^27, where each (b, h, m, n) matrix passes 256 MiB,
+    # chunks, which keep the least memory. A full Transformer's square attention has a rule of its own: from 256
     # queries and keys and above 2^22 elements the flash kernel is 1.6-3.0x faster than chunks (and the fastest of
     # the three at 1,024 and 2,048 tokens). BENCHMARKS.md §6.2, AMD EPYC Zen 4 (AVX512-BF16).
     ("cpu", torch.bfloat16): AutoRule(
-        2**25,
+        2**27,
         "chunked",
         "BENCHMARKS.md §6.2 (AMD EPYC Zen 4, AVX512-BF16, no AMX)",
         square_min=256,
