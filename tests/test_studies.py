@@ -366,7 +366,7 @@ def test_the_bench_table_puts_models_side_by_side_with_their_ratio(tmp_path: Pat
     assert any("transformer_lra_text train b=32 n=4096 failed" in line for line in lines)
     assert plots[0].stat().st_size > 10_000
     # the study's later invocations (batch 256) each have their own records, table and plot
-    assert len(study.bench) == 3 and all("--batch 256" in args for args in study.bench[1:])
+    assert len(study.bench) >= 3 and all("--batch 256" in args for args in study.bench[1:])
     waiting, _ = _bench(study, tmp_path, 1)
     assert "## Throughput, invocation 2" in waiting and any("Not measured yet" in line for line in waiting)
     second = [{**r, "batch": 256} for r in records[:2]]
