@@ -142,6 +142,21 @@ def test_point_classifier_is_invariant_to_point_order(name: str) -> None:
     assert logits.shape == (2, 40) and logits.std() > 0
 
 
+def test_grouped_tokenizer_is_invariant_to_point_order_with_tied_distances() -> None:
+    # Pixel grids (the MNIST point sets) are full of exact distance ties; ties must not be broken by input position.
+    tok = GroupedPointTokenizer(dim=16, num_groups=16, group_size=8, coord_dims=2, in_features=1)
+    grid = torch.stack(torch.meshgrid(torch.arange(12.0), torch.arange(12.0), indexing="ij"), -1).reshape(1, 144, 2)
+    points = torch.cat((grid / 6 - 1, torch.rand(1, 144, 1)), dim=-1).repeat(3, 1, 1)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = tok(points)
+        for _ in range(3):
+            perm = torch.randperm(144)
+            shuffled = tok(points[:, perm])
+            torch.testing.assert_close(shuffled.coords, out.coords, rtol=0, atol=0)
+            torch.testing.assert_close(shuffled.tokens, out.tokens)
+
+
 def test_part_segmentation_is_per_point_and_follows_the_order() -> None:
     model = wake_heads(bixt.create_model("bixt_points_partseg"))
     points = torch.rand(2, 200, 3, dtype=torch.float64) * 2 - 1

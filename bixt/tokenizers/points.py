@@ -7,8 +7,9 @@
   centre gathers its `group_size` nearest neighbours, a small PointNet (shared point MLP + max-pool, twice) turns each
   group's centred coordinates into one token, and the centre's Fourier features give its position. n = num_groups.
 
-Both are invariant to the order of the points: the naive one is permutation-equivariant, and farthest-point sampling
-starts from the point farthest from the centroid instead of from index 0 (exact ties aside).
+Both are invariant to the order of the points: the naive one is permutation-equivariant, and the grouped one picks
+its centres and neighbours in a canonical order of the cloud (`canonical_order`), so that exact distance ties, common
+on pixel grids, resolve the same way whatever order the points came in.
 """
 
 from __future__ import annotations
@@ -60,6 +61,22 @@ class NaivePointTokenizer(nn.Module):
         pos = fourier_features(coords, num_bands=self.num_bands, max_freq=self.max_freq)
         tokens = self.embed(torch.cat((pos, feats), dim=-1))
         return TokenizerOutput(tokens=tokens, mask=mask, coords=coords)
+
+
+@torch.no_grad()
+def canonical_order(points: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices (b, p) that sort each cloud lexicographically by its channels, real points first.
+
+    Only identical points keep their relative input order, and those are interchangeable, so whatever picks the first
+    of tied candidates in this order (argmax, topk) picks the same point for every permutation of the cloud.
+    """
+    order = torch.arange(points.shape[1], device=points.device).expand(points.shape[:2])
+    keys = [points[..., c] for c in range(points.shape[-1])]
+    if mask is not None:
+        keys.insert(0, (~mask).to(torch.uint8))
+    for key in reversed(keys):  # stable sorts from the least significant key up give the lexicographic order
+        order = order.gather(1, key.gather(1, order).sort(dim=1, stable=True).indices)
+    return order
 
 
 @torch.no_grad()
@@ -153,9 +170,13 @@ class GroupedPointTokenizer(nn.Module):
         self.check_enough_points(points, mask)
         coords = points[..., : self.coord_dims]
         batch = torch.arange(points.shape[0], device=points.device)
-        centre_idx = farthest_point_sample(coords, self.num_groups, mask)  # (b, g)
+        order = canonical_order(points, mask)  # (b, p): centres and neighbours are chosen in this order
+        sorted_coords = coords[batch[:, None], order]
+        sorted_mask = None if mask is None else mask[batch[:, None], order]
+        centre_idx = order.gather(1, farthest_point_sample(sorted_coords, self.num_groups, sorted_mask))  # (b, g)
         centres = coords[batch[:, None], centre_idx]  # (b, g, c)
-        group_idx = knn_indices(centres, coords, self.group_size, mask)  # (b, g, k)
+        sorted_group_idx = knn_indices(centres, sorted_coords, self.group_size, sorted_mask)  # (b, g, k)
+        group_idx = order[batch[:, None, None], sorted_group_idx]
         grouped = points[batch[:, None, None], group_idx]  # (b, g, k, c + f)
         local = torch.cat((grouped[..., : self.coord_dims] - centres[:, :, None], grouped[..., self.coord_dims :]), -1)
         feats = self.point_mlp1(local)  # (b, g, k, hidden)
