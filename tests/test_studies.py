@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -264,6 +265,35 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert "## Evaluated on other data" in readme
         again = _bixt("study", "run", name, "--quick", "--root", str(tmp_path), "--cells", *study.evaluations.cells)
         assert again.returncode == 0 and "evaluation own: done before, kept" in again.stdout
+
+
+@pytest.mark.network_data
+def test_a_report_keeps_the_runs_of_an_earlier_report_whose_directories_are_gone(tmp_path: Path) -> None:
+    _require_fashion_mnist()
+    study_file = tmp_path / "tiny.yaml"
+    study_file.write_text(
+        "title: tiny\nkind: comparison\nrecipe: configs/studies/fashion-mnist-conv4.yaml\nseeds: [0]\n"
+        "quick: {data.train_limit: 32, data.eval_limit: 32, schedule.epochs: 1, batch_size: 16, eval_batch_size: 32,"
+        " model.options.embed_dim: 16, model.options.depth: 1}\n"
+        "cells: {a: {}, b: {model.options.num_latents: 4}}\n"
+    )
+    root, out = tmp_path / "runs", tmp_path / "results"
+    assert _bixt("study", "run", str(study_file), "--quick", "--jobs", "2", "--root", str(root)).returncode == 0
+    report = ("study", "report", str(study_file), "--quick", "--root", str(root))
+    assert _bixt(*report, "--out", str(out)).returncode == 0
+    first = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    shutil.rmtree(root / "tiny" / "b")  # cell b ran on another machine: only the committed report has it
+    (root / "tiny" / "b").mkdir()
+    assert _bixt(*report, "--out", str(out)).returncode == 0, "the report replaces its own results.jsonl"
+    second = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert second[0] == first[0] and "carried_over" not in second[0]
+    assert second[1] == {**first[1], "carried_over": True} and second[1]["status"] == "finished"
+    readme = (out / "README.md").read_text()
+    assert "| b | 0 | finished, from an earlier report |" in readme and "| a | 0 | finished |" in readme
+    # Without an earlier report there is nothing to carry: the run is listed as not run.
+    assert _bixt(*report, "--out", str(tmp_path / "elsewhere")).returncode == 0
+    elsewhere = [json.loads(line) for line in (tmp_path / "elsewhere" / "results.jsonl").read_text().splitlines()]
+    assert elsewhere[1]["status"] == "not run"
 
 
 @pytest.mark.network_data

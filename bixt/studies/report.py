@@ -49,14 +49,26 @@ def _train_rate(records: list[dict[str, Any]], batch_size: int) -> float | None:
     return samples / seconds if seconds > 0 else None
 
 
-def collect(study: Study, *, root: Path, quick: bool) -> list[dict[str, Any]]:
-    """One record per planned run that has a runner record (never-started runs are listed as missing)."""
+def earlier_records(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The runs an earlier report at `results` (a results.jsonl) recorded, by (cell, seed); none if it is absent."""
+    if not results.is_file():
+        return {}
+    records = (json.loads(line) for line in results.read_text().splitlines() if line.strip())
+    return {(r["cell"], r["seed"]): r for r in records if r.get("status") != "not run"}
+
+
+def collect(
+    study: Study, *, root: Path, quick: bool, earlier: dict[tuple[str, int], dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    """One record per planned run that has a runner record. A run with none under `root` (its directory on another
+    machine) keeps its record from `earlier`, marked `carried_over`; never-started runs are listed as "not run"."""
     records = []
     for run in plan(study, root=root, seeds=None, cells=None, quick=quick):
         runner = read_record(run)
         base: dict[str, Any] = {"study": study.name, "cell": run.cell, "seed": run.seed, "run_dir": str(run.run_dir)}
         if runner is None:
-            records.append({**base, "status": "not run"})
+            kept = (earlier or {}).get((run.cell, run.seed))
+            records.append({**kept, "carried_over": True} if kept else {**base, "status": "not run"})
             continue
         base |= {
             "status": runner.status,
@@ -155,12 +167,19 @@ def _runs_table(records: list[dict[str, Any]]) -> list[str]:
         primary = r.get("primary", "top1")
         rate = r.get("train_samples_per_s")
         shown = f"{final:.2f} ({primary})" if final is not None else "—"
+        status = f"{r['status']}, from an earlier report" if r.get("carried_over") else r["status"]
         lines.append(
-            f"| {r['cell']} | {r['seed']} | {r['status']} | {shown} | "
+            f"| {r['cell']} | {r['seed']} | {status} | {shown} | "
             + (f"{best[primary]:.2f} ({best['epoch']:g}) | " if best else "— | ")
             + (f"{rate:.0f} | " if rate else "— | ")
             + (f"{r['wall_s'] / 60:.1f} min | {r['threads']} | {r['commit']} |" if "wall_s" in r else "— | — | — |")
         )
+    if any(r.get("carried_over") for r in records):
+        lines += [
+            "",
+            'Runs marked "from an earlier report" have no run directory where this report was made; their records '
+            "are carried over unchanged from the results.jsonl this report replaced.",
+        ]
     return lines
 
 
@@ -469,8 +488,8 @@ def _symmetry(study: Study, records: list[dict[str, Any]], out: Path, quick: boo
     grid_entries = []
     grid_latents, grid_layer = [0, 1, 2, 3], -2  # the last two-way layer (the last layer is one-sided)
     for record in records:
-        if record.get("status") != "finished":
-            continue
+        if record.get("status") != "finished" or record.get("carried_over"):
+            continue  # a carried-over run's checkpoints are not here to measure
         run_dir, config = run_config(record["run_dir"])
         images = eval_images(config, images_count)
         label = f"{record['cell']} seed {record['seed']}"
@@ -486,9 +505,13 @@ def _symmetry(study: Study, records: list[dict[str, Any]], out: Path, quick: boo
             grid_entries.append(
                 (f"{record['cell']}, image {i}", images.raw[i], maps.latents_to_tokens[i], maps.tokens_to_latents[i])
             )
+    carried = sum(r.get("status") == "finished" and bool(r.get("carried_over")) for r in records)
+    note = [f"Not measured here: {carried} finished runs of an earlier report, whose checkpoints are elsewhere.", ""]
+    note = note if carried else []
     if not trajectories:
-        return ["No finished runs yet."], []
+        return [*note, "No finished runs here yet."], []
     lines = [
+        *note,
         f"Mean over {images_count} test images, all two-way layers and heads; chance = latents permuted.",
         "",
         "| run | epoch | logit corr. | chance | map corr. | chance |",
@@ -546,7 +569,7 @@ RENDERERS: dict[str, Callable[..., tuple[list[str], list[Path]]]] = {
 
 def write_report(study: Study, *, root: Path, out: Path, quick: bool = False) -> list[Path]:
     """results.jsonl, README.md and the plots of `study` into `out`; returns the files written."""
-    records = collect(study, root=root, quick=quick)
+    records = collect(study, root=root, quick=quick, earlier=earlier_records(out / RESULTS_NAME))
     if not any(r["status"] != "not run" for r in records):
         raise StudyError(f"study {study.name!r} has no runs under {root}; run `bixt study run {study.name}` first")
     out.mkdir(parents=True, exist_ok=True)
