@@ -60,6 +60,15 @@ def test_explicit_precisions_are_kept_and_bad_ones_rejected(cpu_units) -> None:
         resolve_precision("bf32", "cpu")
 
 
+def test_bf16_asked_for_on_a_cpu_without_bf16_units_is_kept_with_a_warning(cpu_units) -> None:
+    cpu_units("none")
+    choice = resolve_precision("bf16", "cpu")
+    assert choice.precision == "bf16" and "WARNING" in choice.describe() and "emulated" in choice.reason
+    assert "WARNING" not in resolve_precision("fp32", "cpu").reason
+    cpu_units("avx512_bf16")
+    assert resolve_precision("bf16", "cpu").reason == "as configured"
+
+
 def test_detection_reads_the_cpu_flags(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     def units_for(flags: str) -> str:
         fake = tmp_path / "cpuinfo"
