@@ -249,6 +249,16 @@ def test_bf16_cpu_rule_takes_the_flash_kernel_for_large_square_attention_only() 
     assert AUTO_RULES[("cpu", torch.float32)].path_for(8, 2, 1024, 1024) == "fused"
 
 
+def test_a_square_attention_rule_is_given_whole_or_not_at_all() -> None:
+    from bixt.layers.attention_paths import AutoRule
+
+    with pytest.raises(ValueError, match="square_explicit_max"):
+        AutoRule(2**20, "fused", "test", square_min=256)  # would fail only when a square call came
+    with pytest.raises(ValueError, match="square-attention rule"):
+        AutoRule(2**20, "fused", "test", square_min=256, square_explicit_max=2**22)
+    assert AutoRule(2**20, "fused", "test", 256, 2**22, "fused").path_for(1, 1, 512, 512) == "explicit"
+
+
 def test_resolved_attention_path_names_the_forced_path_or_the_auto_rule(monkeypatch: pytest.MonkeyPatch) -> None:
     from bixt.layers.attention import BiCrossAttention
     from bixt.layers.attention_paths import AUTO_RULES, resolved_attention_path
