@@ -267,8 +267,8 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert again.returncode == 0 and "evaluation own: done before, kept" in again.stdout
 
 
-@pytest.mark.network_data
-def test_a_report_keeps_the_runs_of_an_earlier_report_whose_directories_are_gone(tmp_path: Path) -> None:
+def _tiny_study(tmp_path: Path) -> Path:
+    """A study file of two quick Fashion-MNIST cells, a and b, one seed (skips without the data set)."""
     _require_fashion_mnist()
     study_file = tmp_path / "tiny.yaml"
     study_file.write_text(
@@ -277,6 +277,12 @@ def test_a_report_keeps_the_runs_of_an_earlier_report_whose_directories_are_gone
         " model.options.embed_dim: 16, model.options.depth: 1}\n"
         "cells: {a: {}, b: {model.options.num_latents: 4}}\n"
     )
+    return study_file
+
+
+@pytest.mark.network_data
+def test_a_report_keeps_the_runs_of_an_earlier_report_whose_directories_are_gone(tmp_path: Path) -> None:
+    study_file = _tiny_study(tmp_path)
     root, out = tmp_path / "runs", tmp_path / "results"
     assert _bixt("study", "run", str(study_file), "--quick", "--jobs", "2", "--root", str(root)).returncode == 0
     report = ("study", "report", str(study_file), "--quick", "--root", str(root))
@@ -298,14 +304,7 @@ def test_a_report_keeps_the_runs_of_an_earlier_report_whose_directories_are_gone
 
 @pytest.mark.network_data
 def test_finished_cells_are_kept_and_unfinished_ones_resume(tmp_path: Path) -> None:
-    _require_fashion_mnist()
-    study_file = tmp_path / "tiny.yaml"
-    study_file.write_text(
-        "title: tiny\nkind: comparison\nrecipe: configs/studies/fashion-mnist-conv4.yaml\nseeds: [0]\n"
-        "quick: {data.train_limit: 32, data.eval_limit: 32, schedule.epochs: 1, batch_size: 16, eval_batch_size: 32,"
-        " model.options.embed_dim: 16, model.options.depth: 1}\n"
-        "cells: {a: {}, b: {model.options.num_latents: 4}}\n"
-    )
+    study_file = _tiny_study(tmp_path)
     root = tmp_path / "runs"
     assert _bixt("study", "run", str(study_file), "--quick", "--jobs", "2", "--root", str(root)).returncode == 0
     record_a, record_b = root / "tiny" / "a" / "seed-0.json", root / "tiny" / "b" / "seed-0.json"
