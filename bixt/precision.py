@@ -35,11 +35,11 @@ CPUINFO = Path("/proc/cpuinfo")  # the kernel's CPU flags (Linux)
 
 # On a CPU with AVX512-BF16 and no AMX, bf16 autocast pays from this matmul width on (measured: 32 no, 64 yes).
 AVX512_BF16_MIN_WIDTH = 64
-# Measured on an AMD EPYC Zen 3 (AVX2, no AVX-512), one thread: a (65536 x 256) @ (256 x 128) matmul ran at 21.8
-# GFLOPS in fp32 and 1.3 in bf16, and a training step of the points study's grouped model took 1.8 s against 24 s.
+# Measured on an AMD EPYC Zen 3 (AVX2, no AVX-512), one thread, idle (benchmarks/bf16_emulation.py): a (65536 x 256)
+# @ (256 x 128) matmul took 18x its fp32 time under bf16, a training step of the points study's grouped model 7.3x.
 EMULATED_BF16_WARNING = (
-    "WARNING: this CPU has no bf16 matrix units (neither AVX512-BF16 nor AMX), so bf16 matmuls are emulated, about "
-    "15x slower than fp32 (measured on an AMD EPYC Zen 3); `precision: auto` would pick fp32 here"
+    "WARNING: this CPU has no bf16 matrix units (neither AVX512-BF16 nor AMX), so bf16 matmuls are emulated: a "
+    "training step took 7x its fp32 time on an AMD EPYC Zen 3; `precision: auto` would pick fp32 here"
 )
 
 
