@@ -267,6 +267,23 @@ def test_quick_study_runs_and_reports(tmp_path: Path, name: str) -> None:
         assert again.returncode == 0 and "evaluation own: done before, kept" in again.stdout
 
 
+def test_an_unreadable_earlier_report_is_named_not_overwritten(tmp_path: Path) -> None:
+    from bixt.studies.report import earlier_records
+
+    results = tmp_path / "results.jsonl"
+    assert earlier_records(results) == {}  # no earlier report: nothing to carry
+    finished = '{"cell": "a", "seed": 0, "status": "finished"}'
+    not_run = '{"cell": "b", "seed": 0, "status": "not run"}'
+    results.write_text(f"{finished}\n{not_run}\n")
+    assert list(earlier_records(results)) == [("a", 0)]
+    results.write_text(f'{finished}\n{{"cell": "b", "se\n')
+    with pytest.raises(StudyError, match=r"results\.jsonl, line 2: not a JSON record"):
+        earlier_records(results)
+    results.write_text('{"cell": "a"}\n')
+    with pytest.raises(StudyError, match="line 1: a run record needs cell, seed and status"):
+        earlier_records(results)
+
+
 def _tiny_study(tmp_path: Path) -> Path:
     """A study file of two quick Fashion-MNIST cells, a and b, one seed (skips without the data set)."""
     _require_fashion_mnist()
