@@ -66,10 +66,11 @@ class AutoRule:
     square_path: str | None = None
 
     def __post_init__(self) -> None:
-        square = {"square_min": self.square_min, "square_explicit_max": self.square_explicit_max}
-        square["square_path"] = self.square_path
-        if None in square.values() and any(v is not None for v in square.values()):
-            raise ValueError(f"a square-attention rule needs all of {sorted(square)} or none, got {square}")
+        square = (self.square_min, self.square_explicit_max, self.square_path)
+        if None in square and any(v is not None for v in square):
+            raise ValueError(
+                f"a square-attention rule needs square_min, square_explicit_max and square_path together, got {square}"
+            )
 
     def path_for(self, b: int, h: int, m: int, n: int) -> str:
         """The path for b * h similarity matrices of m queries against n keys."""

@@ -53,17 +53,20 @@ def earlier_records(results: Path) -> dict[tuple[str, int], dict[str, Any]]:
     """The runs an earlier report at `results` (a results.jsonl) recorded, by (cell, seed); none if it is absent."""
     if not results.is_file():
         return {}
-    records = []
+    kept = {}
     for number, line in enumerate(results.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
         try:
-            record = json.loads(line) if line.strip() else None
+            record = json.loads(line)
         except json.JSONDecodeError as error:
             message = f"{results}, line {number}: not a JSON record ({error.msg}); restore it from git"
             raise StudyError(message) from None
-        if record is not None and not {"cell", "seed", "status"} <= set(record):
+        if not {"cell", "seed", "status"} <= set(record):
             raise StudyError(f"{results}, line {number}: a run record needs cell, seed and status; restore it from git")
-        records += [record] if record is not None else []
-    return {(r["cell"], r["seed"]): r for r in records if r["status"] != "not run"}
+        if record["status"] != "not run":
+            kept[(record["cell"], record["seed"])] = record
+    return kept
 
 
 def collect(
