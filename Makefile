@@ -8,21 +8,29 @@ export OMP_WAIT_POLICY ?= PASSIVE
 # The main job's run directory (one per `make main`).
 MAIN_RUN := runs/main-$(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install main test lint timm-contract-all
+.PHONY: install install-main main test lint timm-contract-all
 
+# Two stamps: the main job needs bixt with the `train` extra only; the tests add every other extra (timm, torchvision,
+# Triton, ONNX, ...), which is most of the download. So `make main` on a fresh machine does not wait for them, and
+# `make test` after it installs only what is missing.
+install-main: $(VENV)/.installed-main
 install: $(VENV)/.installed
 
 # Not --quiet: pip prints a line per package it collects and installs (download bars on a terminal). The install
 # takes minutes on a fresh machine, and a silent one looks hung.
-$(VENV)/.installed: pyproject.toml constraints.txt
-	@echo "[1/3] creating the virtual environment $(VENV)/"
+$(VENV)/.installed-main: pyproject.toml constraints.txt
+	@echo "[1/2] creating the virtual environment $(VENV)/ and installing bixt (editable) with the train extra"
 	python3 -m venv $(VENV)
-	@echo "[2/3] installing bixt (editable) with every extra, torch pinned by constraints.txt (a few minutes)"
-	$(PY) -m pip install -c constraints.txt -e ".[dev]"
-	@echo "[3/3] done: $(VENV)/bin/bixt and $(VENV)/bin/python are ready"
+	$(PY) -m pip install -c constraints.txt -e ".[train]"
+	@echo "[2/2] done: $(VENV)/bin/bixt and $(VENV)/bin/python are ready for the main job"
 	touch $@
 
-main: install
+$(VENV)/.installed: $(VENV)/.installed-main
+	@echo "installing every extra for the tests, torch pinned by constraints.txt (a few minutes on a fresh machine)"
+	$(PY) -m pip install -c constraints.txt -e ".[dev]"
+	touch $@
+
+main: install-main
 	$(PY) -m bixt data fetch fashion-mnist
 	$(PY) -m bixt train -c configs/fashion-mnist.yaml --output_dir $(dir $(MAIN_RUN)) --run_name $(notdir $(MAIN_RUN))
 	$(PY) -m bixt eval $(MAIN_RUN)
