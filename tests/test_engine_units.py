@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import pytest
@@ -12,7 +13,7 @@ from bixt.engine.builders import build_ema, ema_decay_at
 from bixt.engine.config import ConfigError, dump_config, load_config, parse_config, valid_keys
 from bixt.engine.distributed import DistInfo
 from bixt.engine.metrics import ConfusionMetrics, PointSegmentationMetrics, TopKAccuracy
-from bixt.engine.optim import build_optimizer, param_groups
+from bixt.engine.optim import build_optimizer, fused_adamw_applies, param_groups
 from bixt.engine.preflight import check_config
 from bixt.engine.schedule import cosine_lr
 
@@ -65,6 +66,32 @@ def test_optimizers_step_and_lower_the_loss(name):
         nn.functional.mse_loss(model(x), y).backward()
         optimizer.step()
     assert nn.functional.mse_loss(model(x), y).item() < first * 0.8
+
+
+def test_adamw_is_fused_on_the_cpu_and_steps_as_the_per_parameter_loop_does():
+    torch.manual_seed(0)
+    model = _Tiny()
+    reference = copy.deepcopy(model)
+    config = parse_config(["--optim.lr", "0.01", "--optim.weight_decay", "0.05"]).optim
+    optimizer = build_optimizer(model, config)
+    assert optimizer.defaults["fused"] is True
+    looping = torch.optim.AdamW(
+        param_groups(reference, 0.05), lr=0.01, betas=config.betas, eps=config.eps, foreach=False
+    )
+    for step in range(5):
+        for net, opt in ((model, optimizer), (reference, looping)):
+            torch.manual_seed(step)  # the same gradients for both copies
+            opt.zero_grad()
+            sum((p * torch.randn_like(p)).sum() for p in net.parameters()).backward()
+            opt.step()
+    for (name, fused), looped in zip(model.named_parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(fused, looped, msg=name)
+
+
+def test_fused_adamw_applies_to_floating_cpu_parameters_only():
+    assert fused_adamw_applies([torch.zeros(2, requires_grad=True)])
+    assert not fused_adamw_applies([torch.zeros(2, device="meta")])
+    assert not fused_adamw_applies([])
 
 
 def test_ema_decay_ramps_up_so_the_first_weights_fade():
