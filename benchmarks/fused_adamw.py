@@ -16,14 +16,10 @@ import time
 
 import torch
 import torch.nn.functional as F
+from main_job_variants import RECIPE as MAIN_JOB_MODEL  # the main job's model, beside this script
 
 import bixt
 from bixt.bench.suite import machine_description
-
-# The main job's model (configs/fashion-mnist.yaml).
-MAIN_JOB_MODEL = dict(
-    img_size=32, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_heads=2, num_latents=8, tokenizer="conv8"
-)
 
 
 def main() -> None:
