@@ -380,6 +380,7 @@ CASES = [
     Bad("beta one", train("--optim.betas", "[0.9, 1.0]"), ConfigError, r"optim\.betas must be in \[0, 1\)"),
     Bad("clip zero", train("--optim.clip_grad_norm", "0"), ConfigError, r"clip_grad_norm must be > 0"),
     Bad("label smoothing", train("--augment.label_smoothing", "1.0"), ConfigError, r"label_smoothing must be in"),
+    Bad("erase probability", train("--augment.erase", "1.5"), ConfigError, r"augment\.erase is a probability in"),
     Bad("mixup negative", train("--augment.mixup_alpha", "-1"), ConfigError, r"augment\.mixup_alpha must be >= 0"),
     Bad("pad negative", train("--augment.pad", "-1"), ConfigError, r"augment\.pad must be >= 0"),
     Bad(

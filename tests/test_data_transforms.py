@@ -15,6 +15,7 @@ from bixt.data.transforms import (
     MixupCutmix,
     PerSampleChoice,
     PointCloudAugment,
+    RandomErasing,
     RandomFlipShift,
     eval_image_transform,
     train_image_transform,
@@ -154,3 +155,42 @@ def test_flip_shift_moves_each_image_whole_and_within_the_bound():
         RandomFlipShift(flip=False, shift=-1)
     with pytest.raises(ValueError, match=r"image batches"):
         RandomFlipShift(flip=True, shift=1)(torch.rand(3, 100, 2))
+
+
+def test_random_erasing_zeroes_one_rectangle_of_the_drawn_size_in_about_p_of_the_images():
+    torch.manual_seed(0)
+    images = torch.rand(2000, 2, 20, 30) + 1  # > 0 everywhere, so zero marks exactly the erased pixels
+    out = RandomErasing(p=0.5, area=(0.05, 0.3), max_aspect=2.0)(images)
+    erased = out == 0
+    assert torch.equal(erased[:, 0], erased[:, 1])  # every channel of a pixel is erased together
+    kept = ~erased
+    torch.testing.assert_close(out[kept], images[kept])
+    mask = erased[:, 0]
+    hit = mask.flatten(1).any(dim=1)
+    assert 0.45 < hit.float().mean() < 0.55
+    for m in mask[hit][:200]:
+        rows, cols = m.any(dim=1).nonzero()[:, 0], m.any(dim=0).nonzero()[:, 0]
+        height, width = len(rows), len(cols)
+        # one solid axis-aligned rectangle: contiguous rows and columns, every pixel of their product erased
+        assert rows[-1] - rows[0] + 1 == height and cols[-1] - cols[0] + 1 == width
+        assert int(m.sum()) == height * width
+        # its area and aspect, up to rounding each side to whole pixels
+        assert 0.05 * 600 * 0.75 <= height * width <= 0.3 * 600 * 1.25
+        assert 1 / 2.0 / 1.5 <= height / width <= 2.0 * 1.5
+    torch.testing.assert_close(RandomErasing(p=0.0)(images), images)
+    assert (RandomErasing(p=1.0)(images) == 0).flatten(1).any(dim=1).all()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"p": 1.5}, r"probability must be in \[0, 1\]"),
+        ({"p": 0.5, "area": (0.4, 0.1)}, r"0 < low <= high <= 1"),
+        ({"p": 0.5, "max_aspect": 0.5}, r"max_aspect must be >= 1"),
+    ],
+)
+def test_random_erasing_rejects_bad_settings_and_non_image_batches(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandomErasing(**kwargs)
+    with pytest.raises(ValueError, match=r"image batches \(b, c, h, w\)"):
+        RandomErasing(p=0.5)(torch.rand(3, 100, 2))

@@ -259,6 +259,23 @@ def test_augment_flips_and_shifts_training_images_only():
     assert (trained != 0).sum(dim=(1, 2, 3)).min() >= 7 * 7
 
 
+def test_augment_erases_training_images_only_and_checks_the_probability():
+    from bixt.engine.augment import BatchAugment
+    from bixt.engine.config import AugmentSection
+    from bixt.engine.tasks import TASKS, Batch
+
+    torch.manual_seed(0)
+    section = AugmentSection(erase=1.0)
+    images = torch.rand(16, 1, 8, 8) + 1
+    batch = Batch((images,), torch.zeros(16, dtype=torch.long))
+    evaluated = BatchAugment(section, task=TASKS["classification"], train=False, num_classes=10)(batch).inputs[0]
+    torch.testing.assert_close(evaluated, images)
+    trained = BatchAugment(section, task=TASKS["classification"], train=True, num_classes=10)(batch).inputs[0]
+    assert (trained == 0).flatten(1).any(dim=1).all()  # p = 1: every training image lost a rectangle
+    with pytest.raises(ConfigError, match=r"augment.erase is a probability in \[0, 1\], got 2"):
+        AugmentSection(erase=2).check()
+
+
 def test_augment_resizes_images_before_normalising():
     from bixt.engine.augment import BatchAugment
     from bixt.engine.config import AugmentSection

@@ -196,6 +196,47 @@ class RandomFlipShift(nn.Module):
         return images[batch, channels, rows[:, None, :, None], cols[:, None, None, :]]
 
 
+class RandomErasing(nn.Module):
+    """Per-sample random erasing (Zhong et al., 2017): with probability ``p``, one rectangle is set to zero.
+
+    The rectangle covers a fraction of the image drawn uniformly from ``area`` with an aspect ratio drawn
+    log-uniformly from ``[1 / max_aspect, max_aspect]``, placed uniformly where it fits. Zero is the mean grey of
+    normalised images. The defaults are the paper's (p 0.5, area 0.02-0.4, aspect 0.3-3.3), which it reports to
+    lower the test error on Fashion-MNIST. One rectangle per sample, drawn in one batch of tensor operations.
+    """
+
+    def __init__(self, *, p: float, area: tuple[float, float] = (0.02, 0.4), max_aspect: float = 1 / 0.3) -> None:
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"erasing probability must be in [0, 1], got {p}")
+        if not 0 < area[0] <= area[1] <= 1:
+            raise ValueError(f"erased area must be fractions 0 < low <= high <= 1, got {area}")
+        if max_aspect < 1:
+            raise ValueError(f"max_aspect must be >= 1, got {max_aspect}")
+        self.p, self.area, self.max_aspect = p, area, max_aspect
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """images (b, c, h, w) -> (b, c, h, w)."""
+        if images.ndim != 4:
+            raise ValueError(f"RandomErasing takes image batches (b, c, h, w), got shape {tuple(images.shape)}")
+        b, _, h, w = images.shape
+        device = images.device
+        area = torch.empty(b, device=device).uniform_(*self.area) * (h * w)
+        log_aspect = torch.empty(b, device=device).uniform_(-math.log(self.max_aspect), math.log(self.max_aspect))
+        aspect = log_aspect.exp()
+        # height / width = aspect, height * width = area; clipped to the image so that it always fits
+        heights = (area * aspect).sqrt().round().clamp(1, h).long()
+        widths = (area / aspect).sqrt().round().clamp(1, w).long()
+        tops = (torch.rand(b, device=device) * (h - heights + 1)).long()
+        lefts = (torch.rand(b, device=device) * (w - widths + 1)).long()
+        rows = torch.arange(h, device=device)[None, :]
+        cols = torch.arange(w, device=device)[None, :]
+        in_rows = (rows >= tops[:, None]) & (rows < (tops + heights)[:, None])
+        in_cols = (cols >= lefts[:, None]) & (cols < (lefts + widths)[:, None])
+        erased = in_rows[:, :, None] & in_cols[:, None, :] & (torch.rand(b, 1, 1, device=device) < self.p)
+        return images.masked_fill(erased[:, None], 0.0)
+
+
 class PointCloudAugment(nn.Module):
     """Random anisotropic scale, shift, rotation about the up axis, and clipped jitter for (b, n, c) point clouds.
 

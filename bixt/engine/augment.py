@@ -2,8 +2,8 @@
 
 The transforms themselves come from ``bixt.data.transforms`` (kornia for images); this module only decides which
 apply to a task and in which order: resizing, normalisation or the DeiT-III pipeline, zero padding, random flip /
-shift, then mixup / cutmix for classification, point-cloud augmentation for point inputs. Training and evaluation
-get different instances.
+shift, random erasing, then mixup / cutmix for classification, point-cloud augmentation for point inputs. Training
+and evaluation get different instances.
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ class BatchAugment(nn.Module):
             if train and (config.flip or config.shift)
             else None
         )
+        self.erase = transforms.RandomErasing(p=config.erase) if train and config.erase else None
         self.points = transforms.PointCloudAugment(num_coords=config.point_coords) if train and config.points else None
 
     def _pad(self, images: torch.Tensor) -> torch.Tensor:
@@ -98,6 +99,8 @@ class BatchAugment(nn.Module):
             first = self._pad(first)
         if self.flip_shift is not None:
             first = self.flip_shift(first)
+        if self.erase is not None:
+            first = self.erase(first)
         if self.mixup is not None:
             first, target = self.mixup(first, target)
         if self.points is not None:

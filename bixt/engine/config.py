@@ -85,6 +85,7 @@ class AugmentSection:
     pad_before_normalize: bool = False
     flip: bool = False  # training only: random horizontal flip of images (probability 0.5)
     shift: int = 0  # training only: random translation of images by up to this many pixels (zero fill)
+    erase: float = 0.0  # training only: probability of zeroing one random rectangle per image (random erasing); 0 = off
     mixup_alpha: float = 0.0  # mixup Beta(alpha, alpha), with soft targets; 0 = off
     cutmix_alpha: float = 0.0  # cutmix Beta(alpha, alpha); 0 = off
     label_smoothing: float = 0.0  # in [0, 1): weight moved from the true class to all classes
@@ -102,6 +103,8 @@ class AugmentSection:
             )
         if self.resize is not None and self.resize < 1:
             raise ConfigError(f"augment.resize must be a size in pixels >= 1 (or None), got {self.resize}")
+        if not 0 <= self.erase <= 1:
+            raise ConfigError(f"augment.erase is a probability in [0, 1], got {self.erase}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"augment.label_smoothing must be in [0, 1), got {self.label_smoothing}")
 
