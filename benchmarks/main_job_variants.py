@@ -2,6 +2,7 @@
 issue 14's accuracy target, interleaved in one process so that load changes on a shared machine hit all alike.
 
     OMP_NUM_THREADS=1 python benchmarks/main_job_variants.py --rounds 3 --steps 3 > benchmarks/main_job_variants.txt
+    OMP_NUM_THREADS=2 python benchmarks/main_job_variants.py --steps 5 > benchmarks/main_job_variants_<cpu>.txt
 
 Each variant changes one field of the recipe's model; a step is forward, cross-entropy, backward, gradient clipping
 and AdamW at batch 256 on 32x32 inputs, as in the recipe. Printed: the median seconds per step and its ratio to the
@@ -27,6 +28,9 @@ VARIANTS = {
     "conv stem /4 (64 tokens)": {"tokenizer": "conv4"},
     "width 96, 3 heads": {"embed_dim": 96, "num_heads": 3},
     "depth 6": {"depth": 6},
+    "4 heads of width 16": {"num_heads": 4},
+    "8 heads of width 8": {"num_heads": 8},
+    "16 heads of width 4": {"num_heads": 16},
 }
 
 
