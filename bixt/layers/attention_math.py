@@ -52,8 +52,8 @@ def bidirectional_attention(
     sim_latents = sim if token_mask is None else sim.masked_fill(~_key_mask(token_mask), float("-inf"))
     attn_latents = sim_latents.softmax(dim=-1)  # over tokens
     # (b, h, n, m), over latents: softmax along dim -2 of the (b, h, m, n) matrix, then a transposed view. The same
-    # numbers as softmax(-1) of the transposed matrix, which on CPU is ~10x slower (copies, short strided rows), 4.5x
-    # with its backward: 9.5 vs 2.0 ms at the main job's 16 heads (benchmarks/softmax_direction.py)
+    # numbers as softmax(-1) of the transposed matrix, which on CPU is 7-9x slower with its backward at the main job's
+    # shapes and level at BiXT-Ti/4's (benchmarks/softmax_direction.py, BENCHMARKS.md §6.7)
     attn_tokens = sim.softmax(dim=-2).transpose(-2, -1)
     latents_out = F.dropout(attn_latents, dropout_p) @ v_tokens
     tokens_out = F.dropout(attn_tokens, dropout_p) @ v_latents
