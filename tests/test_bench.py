@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bixt.bench.suite import write_jsonl
+from bixt.bench.suite import machine_description, write_jsonl
 from bixt.bench.throughput import BenchCase, build, forward_flops, measure
 from bixt.commands.bench import main as bench_main
 
@@ -110,3 +110,27 @@ def test_suite_keeps_rounds_in_order_and_picks_the_median_round(monkeypatch) -> 
     assert record["step_s"] == 0.2 and record["median_round"] == 3 and record["rounds"] == 3
     assert record["step_s_rounds"][record["median_round"]] == record["step_s"]
     assert record["peak_fraction"] == pytest.approx(5.0 / 100.0)
+
+
+@pytest.mark.parametrize(
+    "model, flags, expected",
+    [
+        ("1", "fpu avx2", "AMD EPYC (family 25, model 1, bf16 units: none)"),
+        ("17", "avx2 avx512f avx512_bf16", "AMD EPYC (family 25, model 17, bf16 units: avx512_bf16)"),
+    ],
+)
+def test_machine_description_tells_zen3_from_zen4(monkeypatch, tmp_path, model: str, flags: str, expected: str) -> None:
+    # Both report the model name "AMD EPYC"; only the family / model numbers and flags tell them apart.
+    import bixt.precision
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        f"processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\n"
+        f"model name\t: AMD EPYC\nflags\t\t: {flags}\n\nprocessor\t: 1\nmodel\t\t: 99\n"
+    )
+    monkeypatch.setattr(bixt.precision, "CPUINFO", cpuinfo)
+    bixt.precision.cpu_bf16_units.cache_clear()
+    try:
+        assert machine_description().startswith(expected + ", ")
+    finally:
+        bixt.precision.cpu_bf16_units.cache_clear()
