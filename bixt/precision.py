@@ -61,18 +61,22 @@ def _check(precision: str) -> str:
     return precision
 
 
-@functools.cache
-def cpu_bf16_units() -> CpuBf16Units:
-    """The CPU's bf16 matrix units from its flags: ``amx`` (AMX-BF16 tiles), ``avx512_bf16`` or ``none``."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags as the kernel lists them (``/proc/cpuinfo``); empty where that file is missing."""
     try:
         text = CPUINFO.read_text()
     except OSError:
-        return "none"
-    flags: set[str] = set()
+        return set()
     for line in text.splitlines():
         if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-            break
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+@functools.cache
+def cpu_bf16_units() -> CpuBf16Units:
+    """The CPU's bf16 matrix units from its flags: ``amx`` (AMX-BF16 tiles), ``avx512_bf16`` or ``none``."""
+    flags = cpu_flags()
     if "amx_bf16" in flags:
         return "amx"
     if "avx512_bf16" in flags:

@@ -370,6 +370,8 @@ CASES = [
     Bad("min_lr negative", train("--schedule.min_lr", "-1e-5"), ConfigError, r"schedule\.min_lr must be >= 0"),
     Bad("eval_batch_size 0", train("--eval_batch_size", "0"), ConfigError, r"eval_batch_size must be >= 1"),
     Bad("threads 0", train("--threads", "0"), ConfigError, r"threads must be >= 1"),
+    Bad("processes 0", train("--processes", "0"), ConfigError, r"processes must be >= 1 or 'auto', got 0"),
+    Bad("processes word", parse("--processes", "many"), ConfigError, r"processes"),
     Bad("max_steps 0", train("--max_steps", "0"), ConfigError, r"max_steps must be >= 1"),
     Bad("checkpoint every 0", train("--checkpoint_every_steps", "0"), ConfigError, r"checkpoint_every_steps must be"),
     Bad("keep 0", train("--keep_checkpoints", "0"), ConfigError, r"keep_checkpoints must be >= 1"),

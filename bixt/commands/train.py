@@ -1,6 +1,7 @@
 """``bixt train -c RECIPE.yaml [--section.key VALUE ...]``: train and evaluate, then say where everything went.
 
 Under ``torchrun --nproc_per_node=N -m bixt train ...`` every process runs this; rank 0 alone prints and writes.
+A recipe whose ``processes`` comes to more than one is launched that way here (`bixt.engine.launch`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def main(argv: list[str]) -> int:
     from bixt.analysis.plots import plot_run_curve
     from bixt.engine.distributed import env_info, shutdown_distributed
     from bixt.engine.interrupt import TrainingInterrupted
+    from bixt.engine.launch import launch_processes, plan_processes, under_torchrun
     from bixt.engine.resume import parse_train_args
     from bixt.engine.run import RunFinishedError, fit
     from bixt.engine.tasks import BatchError
@@ -40,6 +42,12 @@ def main(argv: list[str]) -> int:
 
     try:
         config = parse_train_args(argv)
+        if not under_torchrun():
+            processes = plan_processes(config)
+            if processes.processes > 1 or processes.requested == "auto":
+                print(processes.describe(), flush=True)
+            if processes.processes > 1:
+                return launch_processes(processes, argv, set_threads=config.threads is None)
         result = fit(config, name_hint=_recipe_name(argv), learning_curve=plot_run_curve)
     except RunFinishedError as error:
         print(f"bixt train: {error}", file=sys.stderr)

@@ -180,6 +180,10 @@ class RunConfig:
     seed: int = 42  # initial weights, data order and augmentation
     device: str = "auto"  # auto: cuda:LOCAL_RANK when available, else cpu
     threads: int | None = None  # torch.set_num_threads, e.g. the number of cores
+    # processes of `bixt train` (data-parallel through torchrun on this machine; global batch unchanged); auto: 2 of
+    # half the cores' threads each on a CPU with AVX-512 and 2+ cores, else 1 (bixt.engine.launch). Under torchrun:
+    # torchrun's count
+    processes: int | Literal["auto"] = 1
     output_dir: str = "runs"  # where run directories are made
     run_name: str | None = None  # default: <recipe>-<time>, suffixed -2, -3... if taken; with resume: the run's own
     resume: str | None = None  # a run directory (its newest checkpoint) or a checkpoint; reads the run's config.yaml
@@ -224,6 +228,8 @@ class RunConfig:
                 "threads": self.threads,
             },
         )
+        if self.processes != "auto" and self.processes < 1:
+            raise ConfigError(f"processes must be >= 1 or 'auto', got {self.processes}")
         self.data.check()
         self.augment.check()
         self.optim.check()

@@ -34,6 +34,7 @@ SAFE_ON_RESUME = (
     "progress",
     "tensorboard",
     "threads",
+    "processes",
     "device",
     "compile",
     "attention",

@@ -117,6 +117,9 @@ def fit(
         config = dataclasses.replace(config, attention=get_attention_path())
     if config.mlp_memory is None:  # likewise
         config = dataclasses.replace(config, mlp_memory=get_mlp_memory())
+    # likewise: how many processes trained (`processes: auto` resolved, or torchrun's own count); a resume launches
+    # as many
+    config = dataclasses.replace(config, processes=info.world_size)
     # Every check has passed: from here on the run writes.
     config, run_dir, lock = _open_run_dir(config, info, plan, in_place, progress, name_hint)
     if rng is not None:
