@@ -108,3 +108,46 @@ def test_a_bad_batch_in_one_process_stops_both(tmp_path):
     assert len(lines) == 2, done.stdout[-3000:] + done.stderr[-3000:]
     assert any("holds NaN or infinite values in input 'images'" in line for line in lines)
     assert any("of another process failed the batch check" in line for line in lines)
+
+
+_BATCH_NORM_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from engine_helpers import tiny_config, tiny_images
+from bixt.engine.run import fit
+from bixt.engine.distributed import shutdown_distributed
+
+stem = "{{img_size: 16, in_chans: 1, num_classes: 3, embed_dim: 16, depth: 2, num_heads: 2, num_latents: 4}}"
+config = tiny_config({out!r}, "--run_name", "bn", "--model.name", "bixt_ti_cnv_l64_d13_p8", "--model.options", stem)
+fit(config, train_set=tiny_images(), eval_set=tiny_images(n=21, seed=1))
+shutdown_distributed()
+"""
+
+
+@pytest.mark.slow
+def test_two_process_evaluation_is_the_checkpoints(tmp_path):
+    # The conv stem's batch norms update their running statistics in each process from its own half of the batch;
+    # the checkpoint holds rank 0's. The evaluation logged during training must be that checkpoint's, not a mix
+    # in which rank 1 evaluates its shard with statistics the checkpoint does not have.
+    from bixt.engine.builders import build_model
+    from bixt.engine.config import parse_config
+
+    script = tmp_path / "bn.py"
+    script.write_text(_BATCH_NORM_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
+        f"--master_port={_free_port()}", str(script),
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = tmp_path / "bn"
+    model = build_model(parse_config(["-c", str(run / "config.yaml")]))
+    state = load_file(run / "checkpoints" / "last" / "model.safetensors")
+    assert any("running_mean" in key for key in state)  # the model has the batch norms this is about
+    model.load_state_dict(state)
+    model.eval()
+    images, labels = tiny_images(n=21, seed=1).tensors
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(images), labels).item()
+    logged = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r for r in logged if r["kind"] == "eval"][-1]["loss"] == pytest.approx(loss, rel=1e-5)

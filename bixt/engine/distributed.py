@@ -61,6 +61,15 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     return reduced
 
 
+def broadcast_buffers(model: torch.nn.Module) -> None:
+    """Rank 0's buffers (batch norm's running statistics) on every process. Each process updates its own from its
+    shard of every training batch, and checkpoints hold rank 0's, so an evaluation must use those to be the
+    checkpoint's. A no-op in a single process."""
+    if dist.is_available() and dist.is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
+
+
 def broadcast_string(value: str | None) -> str:
     """Rank 0's string on every process (e.g. the run directory it named)."""
     if not (dist.is_available() and dist.is_initialized()):

@@ -20,7 +20,7 @@ from torch import nn
 from bixt.engine.augment import BatchAugment
 from bixt.engine.checkpoint import Progress
 from bixt.engine.config import RunConfig
-from bixt.engine.distributed import DistInfo, all_reduce_sum
+from bixt.engine.distributed import DistInfo, all_reduce_sum, broadcast_buffers
 from bixt.engine.metric_log import MetricLog
 from bixt.engine.metrics import MeanLoss
 from bixt.engine.progress import EpochProgress
@@ -194,6 +194,7 @@ def _optimizer_step(model: nn.Module, optimizer: torch.optim.Optimizer, settings
 def evaluate(model: nn.Module, loader: Iterable, settings: EvalSettings) -> dict[str, float]:
     """Metrics of ``model`` over ``loader`` (this process's shard), summed over processes: loss plus the task's."""
     config, device, task = settings.config, settings.device, settings.task
+    broadcast_buffers(model)
     model.eval()
     metrics, mean_loss = None, MeanLoss()
     for index, raw in enumerate(loader, 1):
