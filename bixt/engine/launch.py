@@ -72,9 +72,11 @@ def launch_processes(choice: ProcessChoice, train_argv: list[str], *, set_thread
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={choice.processes}",
         "-m", "bixt", "train", *train_argv,
     ]  # fmt: skip
+    env = dict(os.environ)
     if set_threads and choice.threads is not None:
         command += ["--threads", str(choice.threads)]
-    launch = subprocess.Popen(command)
+        env.setdefault("OMP_NUM_THREADS", str(choice.threads))  # else torchrun sets 1 and prints a banner saying so
+    launch = subprocess.Popen(command, env=env)
     previous = signal.signal(signal.SIGTERM, lambda *_: launch.terminate())
     try:
         while True:
