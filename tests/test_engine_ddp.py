@@ -35,15 +35,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_process_gloo_run_matches_single_process(tmp_path):
-    script = tmp_path / "ddp.py"
-    script.write_text(_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
+def _run_two_processes(tmp_path: Path, name: str, script: str, timeout: int) -> subprocess.CompletedProcess:
+    """`script` (formatted with the tests' folder and tmp_path) as 2 torchrun processes on this machine."""
+    path = tmp_path / f"{name}.py"
+    path.write_text(script.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-        f"--master_port={_free_port()}", str(script),
+        f"--master_port={_free_port()}", str(path),
     ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_matches_single_process(tmp_path):
+    done = _run_two_processes(tmp_path, "ddp", _SCRIPT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
 
     single = fit(
@@ -96,13 +101,7 @@ finally:
 
 @pytest.mark.slow
 def test_a_bad_batch_in_one_process_stops_both(tmp_path):
-    script = tmp_path / "nan.py"
-    script.write_text(_NAN_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-        f"--master_port={_free_port()}", str(script),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300)  # a process left waiting: timeout
+    done = _run_two_processes(tmp_path, "nan", _NAN_SCRIPT, timeout=300)  # a process left waiting: timeout
     assert done.returncode != 0
     lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
     assert len(lines) == 2, done.stdout[-3000:] + done.stderr[-3000:]
@@ -132,13 +131,7 @@ def test_two_process_evaluation_is_the_checkpoints(tmp_path):
     from bixt.engine.builders import build_model
     from bixt.engine.config import parse_config
 
-    script = tmp_path / "bn.py"
-    script.write_text(_BATCH_NORM_SCRIPT.format(tests=str(Path(__file__).parent), out=str(tmp_path)))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-        f"--master_port={_free_port()}", str(script),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    done = _run_two_processes(tmp_path, "bn", _BATCH_NORM_SCRIPT, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "bn"
     model = build_model(parse_config(["-c", str(run / "config.yaml")]))
