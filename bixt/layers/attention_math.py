@@ -30,6 +30,21 @@ import torch.nn.functional as F
 from bixt.layers.attention_chunked import chunked_attend, chunked_bidirectional_attend
 from bixt.layers.attention_paths import choose_path
 
+# CPU softmax kernels handle a short softmax axis badly: over the last axis they vectorise along it, so an axis
+# shorter than one AVX-512 vector of fp32 (16) runs largely as scalar tail code, and in bf16 / fp16 the kernel is
+# slower still than the same softmax computed in fp32. Both rules below apply up to this length and only on CPU;
+# measured on an AMD EPYC Zen 4 (benchmarks/short_softmax.py, BENCHMARKS.md §6.8); 0 turns them off.
+SHORT_SOFTMAX_AXIS = 16
+
+
+def _softmax(sim: torch.Tensor, dim: int) -> torch.Tensor:
+    """``sim.softmax(dim)``; on CPU in bf16 / fp16 over an axis of at most SHORT_SOFTMAX_AXIS, computed in fp32 and
+    returned in ``sim``'s dtype (the same numbers up to one rounding, and faster there)."""
+    short = sim.shape[dim] <= SHORT_SOFTMAX_AXIS
+    if short and sim.device.type == "cpu" and sim.dtype in (torch.bfloat16, torch.float16):
+        return sim.softmax(dim, dtype=torch.float32).to(sim.dtype)
+    return sim.softmax(dim)
+
 
 def bidirectional_attention(
     r_latents: torch.Tensor,
@@ -50,11 +65,11 @@ def bidirectional_attention(
     # similarity's m * n
     sim = (r_latents * r_latents.shape[-1] ** -0.5) @ r_tokens.transpose(-2, -1)
     sim_latents = sim if token_mask is None else sim.masked_fill(~_key_mask(token_mask), float("-inf"))
-    attn_latents = sim_latents.softmax(dim=-1)  # over tokens
+    attn_latents = _softmax(sim_latents, -1)  # over tokens
     # (b, h, n, m), over latents: softmax along dim -2 of the (b, h, m, n) matrix, then a transposed view. The same
     # numbers as softmax(-1) of the transposed matrix, which on CPU is 7-9x slower with its backward at the main job's
     # shapes and level at BiXT-Ti/4's (benchmarks/softmax_direction.py, BENCHMARKS.md §6.7)
-    attn_tokens = sim.softmax(dim=-2).transpose(-2, -1)
+    attn_tokens = _softmax(sim, -2).transpose(-2, -1)
     latents_out = F.dropout(attn_latents, dropout_p) @ v_tokens
     tokens_out = F.dropout(attn_tokens, dropout_p) @ v_latents
     return latents_out, tokens_out, attn_latents, attn_tokens
@@ -73,10 +88,19 @@ def softmax_attention(
     q: (b, h, i, d); k, v: (b, h, j, d); key_mask: (b, j) bool, True for keys that may be attended to.
     Returns (b, h, i, d) and the (b, h, i, j) attention.
     """
-    sim = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
-    if key_mask is not None:
-        sim = sim.masked_fill(~_key_mask(key_mask), float("-inf"))
-    attn = sim.softmax(dim=-1)
+    scale = q.shape[-1] ** -0.5
+    if k.shape[-2] < SHORT_SOFTMAX_AXIS and q.device.type == "cpu":
+        # few keys (a latent self-attention over 8 latents): the similarity as (b, h, j, i), softmax over its keys
+        # axis -2, then a transposed view; the same numbers, without softmax(-1) over a last axis of j < 16 elements
+        sim_t = (k * scale) @ q.transpose(-2, -1)
+        if key_mask is not None:
+            sim_t = sim_t.masked_fill(~key_mask[:, None, :, None], float("-inf"))
+        attn = _softmax(sim_t, -2).transpose(-2, -1)
+    else:
+        sim = (q * scale) @ k.transpose(-2, -1)
+        if key_mask is not None:
+            sim = sim.masked_fill(~_key_mask(key_mask), float("-inf"))
+        attn = _softmax(sim, -1)
     return F.dropout(attn, dropout_p) @ v, attn
 
 
