@@ -93,6 +93,15 @@ def interleaved(call: Callable[[], None], rounds: int, calls: int) -> tuple[floa
     return statistics.median(times[0]), statistics.median(times[RULE])
 
 
+def print_row(label: str, dtype: str, plain: float, rule: float, *, unit: str) -> None:
+    """One line of the table: seconds shown in `unit` (us: no decimals, ms: one), and plain / rule."""
+    scale, digits = (1e6, 0) if unit == "us" else (1e3, 1)
+    print(
+        f"{label:44s} {dtype:>9s} {plain * scale:8.{digits}f}{unit} {rule * scale:8.{digits}f}{unit}  "
+        f"{plain / rule:.2f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -105,17 +114,14 @@ def main() -> None:
     for dtype in (torch.bfloat16, torch.float32):
         name = str(dtype).removeprefix("torch.")
         for dim in (-1, -2):
-            plain, rule = interleaved(softmax_call((128, 8, 8, 16), dtype, dim), args.rounds, args.calls)
-            label = f"softmax over axis {dim} of (128, 8, 8, 16)"
-            print(f"{label:44s} {name:>9s} {plain * 1e6:8.0f}us {rule * 1e6:8.0f}us  {plain / rule:.2f}x")
+            times = interleaved(softmax_call((128, 8, 8, 16), dtype, dim), args.rounds, args.calls)
+            print_row(f"softmax over axis {dim} of (128, 8, 8, 16)", name, *times, unit="us")
         for label, shape in ATTENTION_SHAPES.items():
-            plain, rule = interleaved(attention_call(shape, dtype), args.rounds, args.calls)
-            label = f"attention, {label}"
-            print(f"{label:44s} {name:>9s} {plain * 1e6:8.0f}us {rule * 1e6:8.0f}us  {plain / rule:.2f}x")
+            times = interleaved(attention_call(shape, dtype), args.rounds, args.calls)
+            print_row(f"attention, {label}", name, *times, unit="us")
         for heads in (8, 16):
-            plain, rule = interleaved(training_step(heads, dtype), args.rounds, args.steps)
-            label = f"main job training step, {heads} heads"
-            print(f"{label:44s} {name:>9s} {plain * 1e3:8.1f}ms {rule * 1e3:8.1f}ms  {plain / rule:.2f}x")
+            times = interleaved(training_step(heads, dtype), args.rounds, args.steps)
+            print_row(f"main job training step, {heads} heads", name, *times, unit="ms")
 
 
 if __name__ == "__main__":
