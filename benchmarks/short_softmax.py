@@ -17,9 +17,11 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 import bixt
 from bixt.bench.suite import machine_description
@@ -32,7 +34,7 @@ ATTENTION_SHAPES = {
     "main job, 16 heads": (128, 16, 8, 16, 4),
     "BiXT-Ti, 196 tokens": (8, 6, 64, 196, 32),
 }
-MAIN_JOB = dict(img_size=32, in_chans=1, num_classes=10, embed_dim=64, depth=4, num_latents=8)
+RECIPE = yaml.safe_load((Path(__file__).parents[1] / "configs" / "fashion-mnist.yaml").read_text())["model"]
 
 
 def softmax_call(shape: tuple[int, ...], dtype: torch.dtype, dim: int) -> Callable[[], None]:
@@ -62,7 +64,7 @@ def attention_call(shape: tuple[int, ...], dtype: torch.dtype) -> Callable[[], N
 def training_step(heads: int, dtype: torch.dtype) -> Callable[[], None]:
     """One training step of the main job's model at one process's batch (128), autocast to `dtype`."""
     torch.manual_seed(0)
-    model = bixt.create_model("bixt_ti_cnv_l64_d13_p8", num_heads=heads, **MAIN_JOB)
+    model = bixt.create_model(RECIPE["name"], **{**RECIPE["options"], "num_heads": heads})
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
     images, labels = torch.randn(128, 1, 32, 32), torch.randint(0, 10, (128,))
 
