@@ -32,6 +32,22 @@ def test_inputs_have_the_asked_number_of_tokens() -> None:
     assert points.shape[:2] == (2, 128)
 
 
+def test_options_reach_the_model_and_bad_ones_are_refused(capsys) -> None:
+    case = BenchCase(model="bixt_points_cls", tokens=128, options={"embed_dim": 32, "num_groups": 16, "group_size": 8})
+    model, _ = build(case, "meta")
+    assert (model.config.embed_dim, model.config.num_groups, model.config.num_points) == (32, 16, 128)
+    assert forward_flops(case) < forward_flops(BenchCase(model="bixt_points_cls", tokens=128))
+    with pytest.raises(ValueError, match="valid options"):
+        BenchCase(model="bixt_points_cls", tokens=128, options={"embed_dims": 32})
+    with pytest.raises(ValueError, match="set by tokens"):
+        BenchCase(model="bixt_points_cls", tokens=128, options={"num_points": 64})
+    assert bench_main(["--model", "bixt_points_cls", "--tokens", "64", "--options", '{"embed_dims": 1}']) == 2
+    assert "embed_dims" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench_main(["--model", "bixt_points_cls", "--tokens", "64", "--options", "[32]"])
+    assert "JSON object" in capsys.readouterr().err
+
+
 def test_forward_flops_grow_linearly_for_bixt() -> None:
     small, large = (forward_flops(BenchCase(model="bixt_ti_l64_p16", tokens=n, batch=1)) for n in (1024, 4096))
     # the token-independent latent work makes the ratio a little below 4, never above it
@@ -68,9 +84,13 @@ def test_command_rejects_unknown_model(capsys) -> None:
 def test_one_invocation_covers_every_batch_and_mode(tmp_path) -> None:
     out = tmp_path / "bench.jsonl"
     argv = ["--model", "bixt_lra_listops", "--tokens", "32", "--batch", "1", "2", "--mode", "train", "infer"]
-    assert bench_main([*argv, "--warmup", "0", "--repeats", "1", "--out", str(out)]) == 0
+    assert bench_main([*argv, "--options", '{"depth": 1}', "--warmup", "0", "--repeats", "1", "--out", str(out)]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted((r["batch"], r["mode"]) for r in records) == [(1, "infer"), (1, "train"), (2, "infer"), (2, "train")]
+    # the options reach the measuring processes: each record counts the one-layer model's FLOPs
+    one_layer = forward_flops(BenchCase(model="bixt_lra_listops", tokens=32, options={"depth": 1}))
+    assert one_layer < forward_flops(BenchCase(model="bixt_lra_listops", tokens=32))
+    assert all(r["options"] == {"depth": 1} and r["flops"] == one_layer for r in records)
 
 
 def test_scaling_plot_is_a_png_and_skips_failed_cases(tmp_path):

@@ -29,7 +29,7 @@ from torch import nn
 
 from bixt.bench.cost import count_flops
 from bixt.layers.attention_paths import ATTENTION_PATHS, attention_path, auto_choices, clear_auto_choices
-from bixt.models.registry import create_model, get_entry
+from bixt.models.registry import create_model, get_entry, replace_config
 from bixt.precision import autocast_for, matmul_width, resolve_precision
 
 Mode = Literal["train", "infer"]
@@ -40,10 +40,13 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 
 @dataclass(frozen=True)
 class BenchCase:
-    """What one measurement runs. tokens: sequence length, or patches per image (a square grid) for image models."""
+    """What one measurement runs. tokens: sequence length, or patches per image (a square grid) for image models.
+    options: model config fields to override (e.g. a study recipe's width), as in ``bixt train``'s model.options;
+    the token count is set by `tokens`, not here."""
 
     model: str
     tokens: int
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
     batch: int = 8
     mode: Mode = "train"
     precision: Precision = "auto"  # auto: bixt.precision's rule for the device; the record says what ran
@@ -56,7 +59,16 @@ class BenchCase:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        get_entry(self.model)  # raises for unknown names
+        config = get_entry(self.model).config  # raises for unknown names
+        if not isinstance(self.options, dict):
+            raise ValueError(f"options must be a dict of config fields, got {type(self.options).__name__}")
+        try:
+            replace_config(config, self.options)
+        except TypeError as error:
+            raise ValueError(f"{self.model}: {error}") from None
+        sized_by_tokens = sorted(set(self.options) & set(_input_overrides(self.model, self.tokens)))
+        if sized_by_tokens:
+            raise ValueError(f"options {sized_by_tokens} are set by tokens={self.tokens}; leave them out of options")
         for name in ("tokens", "batch", "repeats"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -89,7 +101,7 @@ def _input_overrides(model: str, tokens: int) -> dict[str, Any]:
 
 def build(case: BenchCase, device: torch.device | str) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """The model of `case` and one batch of random inputs for it, on `device`."""
-    model = create_model(case.model, **_input_overrides(case.model, case.tokens)).to(device)
+    model = create_model(case.model, **case.options, **_input_overrides(case.model, case.tokens)).to(device)
     example = model.example_input(1)
     examples = example if isinstance(example, tuple | list) else (example,)
     inputs = []

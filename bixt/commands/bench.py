@@ -15,7 +15,7 @@ from pathlib import Path
 from bixt.analysis.plots import plot_scaling
 from bixt.bench.suite import run_suite, write_jsonl
 from bixt.bench.throughput import MODES, PRECISIONS, BenchCase
-from bixt.commands import help_text
+from bixt.commands import help_text, json_mapping
 from bixt.layers.attention_paths import ATTENTION_PATHS
 
 
@@ -26,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", nargs="+", required=True, help="registered model names")
     parser.add_argument(
         "--tokens", nargs="+", type=int, required=True, help="token counts (image models: squares, e.g. 196 3136)"
+    )
+    parser.add_argument(
+        "--options",
+        type=json_mapping,
+        default={},
+        help="model config fields for every --model, a JSON object, e.g. '{\"embed_dim\": 64}'",
     )
     parser.add_argument("--batch", nargs="+", type=int, default=[8], help="batch sizes")
     parser.add_argument(
@@ -57,6 +63,7 @@ def main(argv: list[str]) -> int:
             BenchCase(
                 model=model,
                 tokens=tokens,
+                options=args.options,
                 batch=batch,
                 mode=mode,
                 precision=args.precision,

@@ -11,23 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from bixt.commands import help_text
+from bixt.commands import help_text, json_mapping
 
 
 def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
-
-
-def _json_mapping(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise argparse.ArgumentTypeError(f"expected a JSON object, e.g. '{{\"max_length\": 1024}}': {error}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"expected a JSON object (a mapping), got {text!r}")
-    return value
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +32,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the run's)")
     parser.add_argument(
         "--data-options",
-        type=_json_mapping,
+        type=json_mapping,
         help="a JSON object merged into the run's data.options, to evaluate on other data of the same data set "
         '(e.g. longer generated ListOps: \'{"config": {"min_length": 1000, "max_length": 2000}}\')',
     )
