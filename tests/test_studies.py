@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -85,6 +86,34 @@ def test_every_declared_study_loads_and_plans_unique_run_directories(tmp_path: P
         runs = plan(study, root=tmp_path, seeds=None, cells=None, quick=False)
         assert len(runs) == sum(len(study.cell_seeds(cell)) for cell in study.cells)
         assert len({run.run_dir for run in runs}) == len(runs)
+
+
+def test_every_declared_bench_invocation_parses_into_valid_cases(monkeypatch) -> None:
+    from bixt.commands.bench import build_parser, cases_of
+
+    monkeypatch.chdir(ROOT)
+    for name in ("attention-types", "scaling", "symmetry", "lra", "points", "dense"):
+        for args in load_study(name).bench:
+            assert cases_of(build_parser().parse_args(shlex.split(args)))  # raises for a bad model or option
+
+
+def test_the_points_bench_measures_the_3_epoch_cells_models(monkeypatch) -> None:
+    from bixt.bench.throughput import build
+    from bixt.commands.bench import build_parser, cases_of
+    from bixt.engine.builders import build_model
+    from bixt.engine.config import parse_config
+
+    monkeypatch.chdir(ROOT)
+    study = load_study("points")
+    (args,) = study.bench
+    benched = {
+        case.model: build(case, "meta")[0].config for case in cases_of(build_parser().parse_args(shlex.split(args)))
+    }
+    for cell, model_name in (("naive-60k-3ep", "bixt_points_cls_naive"), ("grouped-60k-3ep", "bixt_points_cls")):
+        config = parse_config(["-c", str(study.recipe), *override_args(study.cell_overrides(cell, quick=False))])
+        with torch.device("meta"):
+            trained = build_model(config).config
+        assert benched[model_name] == trained, cell
 
 
 def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypatch) -> None:

@@ -56,29 +56,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cases_of(args: argparse.Namespace) -> list[BenchCase]:
+    """Every combination of the parsed arguments' models, token counts, batches, modes and paths, one case each
+    (raises ValueError for an invalid one)."""
+    return [
+        BenchCase(
+            model=model,
+            tokens=tokens,
+            options=args.options,
+            batch=batch,
+            mode=mode,
+            precision=args.precision,
+            attn=attn,
+            compile=args.compile,
+            grad_checkpointing=args.grad_checkpointing,
+            channels_last=args.channels_last,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            device=args.device,
+        )
+        for model, tokens, batch, mode, attn in itertools.product(
+            args.model, args.tokens, args.batch, args.mode, args.attn
+        )
+    ]
+
+
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     try:
-        cases = [
-            BenchCase(
-                model=model,
-                tokens=tokens,
-                options=args.options,
-                batch=batch,
-                mode=mode,
-                precision=args.precision,
-                attn=attn,
-                compile=args.compile,
-                grad_checkpointing=args.grad_checkpointing,
-                channels_last=args.channels_last,
-                warmup=args.warmup,
-                repeats=args.repeats,
-                device=args.device,
-            )
-            for model, tokens, batch, mode, attn in itertools.product(
-                args.model, args.tokens, args.batch, args.mode, args.attn
-            )
-        ]
+        cases = cases_of(args)
     except ValueError as error:
         print(f"bixt bench: {error}")
         return 2
