@@ -185,6 +185,19 @@ def test_attention_types_cells_are_matched_in_flops_within_five_percent(monkeypa
             "evaluations: {cells: [a], axis: tokens, sets: {long: {options: {}}}}\n",
             "evaluation set 'long' must be {x: number, options: mapping}",
         ),
+        *(
+            (
+                "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}, b: {}}\n"
+                f"ordering: {ordering}\n",
+                "ordering must be a claim",
+            )
+            for ordering in ("[[a]]", "[a, b]", "[[[a]], [[a], [b]]]", "[[a], []]", "[[a], [1]]", "{a: b}")
+        ),
+        (
+            "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}, b: {}}\n"
+            "ordering: [[[a], [b]], [[a], [c]]]\n",
+            r"ordering names cells that do not exist: \['c'\]",
+        ),
     ],
 )
 def test_bad_study_files_say_what_is_wrong(tmp_path: Path, monkeypatch, text: str, message: str) -> None:
@@ -193,6 +206,27 @@ def test_bad_study_files_say_what_is_wrong(tmp_path: Path, monkeypatch, text: st
     path.write_text(text)
     with pytest.raises(StudyError, match=message):
         load_study(str(path))
+
+
+def test_ordering_is_one_claim_or_a_list_of_claims_each_checked_pair_by_pair(tmp_path: Path, monkeypatch) -> None:
+    from bixt.studies.report import _ordering
+
+    monkeypatch.chdir(ROOT)
+    head = "title: t\nkind: scaling\nrecipe: configs/mnist.yaml\nseeds: [0]\ncells: {a: {}, b: {}, c: {}, d: {}}\n"
+    for ordering, expected in (
+        ("[[a, b], [c]]", ((("a", "b"), ("c",)),)),
+        ("[[[a], [b]], [[c], [d]]]", ((("a",), ("b",)), (("c",), ("d",)))),
+    ):
+        path = tmp_path / "study.yaml"
+        path.write_text(head + f"ordering: {ordering}\n")
+        assert load_study(str(path)).orderings == expected
+    finished = {"a": [1.0, 2.0], "b": [3.0, 4.0], "c": [5.0, 5.0], "d": [5.0, 5.0], "e": [6.0]}
+    holds = "\n".join(_ordering(finished, (("a",), ("b",))))
+    assert "- a < b: holds: b +2.00 points, +2.8 standard errors" in holds and "holds in every pair" in holds
+    tie = "\n".join(_ordering(finished, (("c",), ("d",))))  # equal seeds: no spread, no difference
+    assert "- c < d: does NOT hold (a tie): d +0.00 points, +0.0 standard errors" in tie
+    assert "1 of 1 pairs go the other way" in tie
+    assert "cannot be decided yet" in "\n".join(_ordering(finished, (("b",), ("e",))))
 
 
 def test_unknown_study_and_cell_are_named(monkeypatch) -> None:

@@ -245,7 +245,9 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
     spread = max(abs(f / budget - 1) for f in flops) if flops else float("nan")
     if study.matched_cost:
         lines += ["", f"Every cell costs within {100 * spread:.1f}% of the grid's mean of {budget / 1e6:.2f} MFLOPs."]
-    lines += ["", *_ordering(finished, study.ordering), *_point_order(records)]
+    for claim in study.orderings:
+        lines += ["", *_ordering(finished, claim)]
+    lines += _point_order(records)
     metric = f"test {' / '.join(primaries)} (%): seeds (dots), mean ± std"
     plot = (
         study_plots.plot_cell_comparison(rows, out / "comparison.png", title=study.title, ylabel=metric)
@@ -257,8 +259,6 @@ def _comparison(study: Study, records: list[dict[str, Any]], out: Path, quick: b
 
 def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...], ...]) -> list[str]:
     """A claimed ranking (groups of cells, low to high) checked for every cell against every cell of the next group."""
-    if not ordering:
-        return []
     pairs = [(low, high) for lower, higher in itertools.pairwise(ordering) for low in lower for high in higher]
     claim = " < ".join("{" + ", ".join(group) + "}" if len(group) > 1 else group[0] for group in ordering)
     lines = [
@@ -275,12 +275,10 @@ def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...],
             continue
         diff = statistics.fmean(b) - statistics.fmean(a)
         se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
-        z = diff / se if se > 0 else math.copysign(math.inf, diff)
+        z = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
         verdicts.append(diff > 0)
-        lines.append(
-            f"- {low} < {high}: {'holds' if diff > 0 else 'does NOT hold'}: {high} {diff:+.2f} points, "
-            f"{z:+.1f} standard errors"
-        )
+        verdict = "holds" if diff > 0 else "does NOT hold" if diff < 0 else "does NOT hold (a tie)"
+        lines.append(f"- {low} < {high}: {verdict}: {high} {diff:+.2f} points, {z:+.1f} standard errors")
     if None in verdicts:
         summary = "cannot be decided yet (runs missing)"
     elif all(verdicts):

@@ -18,7 +18,8 @@ The file is data only::
         init_from: other-task                          # the same seed (model.init_from); it runs after that one
       cheap:                                           # a cell may run more (or fewer) seeds than the study's
         seeds: [0, 1, 2, 3]
-    ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high
+    ordering: [[sequential], [bidirectional]]          # optional: a claim to check, groups of cells, low to high,
+                                                       # or a list of claims: [[[a], [b]], [[a-long], [b-long]]]
     matched_cost: true                                 # optional: cells are meant to cost the same (report checks)
     checks: [point-order]                              # optional: extra measurements of every finished run
     bench: --model m1 m2 --tokens 1024 2048            # optional: the `bixt bench` arguments of the study's
@@ -103,7 +104,8 @@ class Study:
     overrides: dict[str, Any] = field(default_factory=dict)
     quick: dict[str, Any] = field(default_factory=dict)
     notes: str = ""  # free text for the study's README: what the grid is for, what was changed and why
-    ordering: tuple[tuple[str, ...], ...] = ()  # groups of cells claimed to rank low -> high (checked by the report)
+    # claimed rankings, each groups of cells low -> high (checked by the report), e.g. one per budget of a grid
+    orderings: tuple[tuple[tuple[str, ...], ...], ...] = ()
     matched_cost: bool = False  # the cells are meant to cost the same FLOPs: the report shows each one's deviation
     checks: tuple[StudyCheck, ...] = ()
     # `bixt bench` invocations (arguments, no --out), each rendered by the report as one throughput table
@@ -153,6 +155,27 @@ def study_path(name_or_path: str) -> Path:
     if path.suffix in (".yaml", ".yml"):
         return path
     return STUDY_DIR / f"{name_or_path}.yaml"
+
+
+def _orderings(raw: Any, path: Path) -> list[list[list[str]]]:
+    """`ordering`: one claim (a list of at least two groups of cell names, low to high) or a list of such claims."""
+
+    def is_claim(value: Any) -> bool:
+        groups = value if isinstance(value, list) else []
+        return len(groups) >= 2 and all(
+            isinstance(group, list) and group and all(isinstance(cell, str) for cell in group) for group in groups
+        )
+
+    if raw == []:
+        return []
+    if is_claim(raw):
+        return [raw]
+    if isinstance(raw, list) and all(is_claim(claim) for claim in raw):
+        return raw
+    raise StudyError(
+        f"{path}: ordering must be a claim, a list of at least two groups (lists) of cell names, low to high, "
+        f"e.g. [[a], [b, c]], or a list of such claims, e.g. [[[a], [b]], [[c], [d]]]; got {raw!r}"
+    )
 
 
 def load_study(name_or_path: str) -> Study:
@@ -220,10 +243,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
             raise StudyError(
                 f"{path}: recipe {recipe} of cell {name!r} not found (paths are relative to the repository root)"
             )
-    ordering = raw.get("ordering", [])
-    if not isinstance(ordering, list) or not all(isinstance(group, list) for group in ordering):
-        raise StudyError(f"{path}: ordering must be a list of groups (lists) of cell names, low to high")
-    unknown_cells = sorted({cell for group in ordering for cell in group} - set(cells))
+    orderings = _orderings(raw.get("ordering", []), path)
+    unknown_cells = sorted({cell for claim in orderings for group in claim for cell in group} - set(cells))
     if unknown_cells:
         raise StudyError(f"{path}: ordering names cells that do not exist: {unknown_cells}")
     for key in ("overrides", "quick"):
@@ -252,7 +273,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Study:
         overrides=dict(raw.get("overrides", {})),
         quick=dict(raw.get("quick", {})),
         notes=str(raw.get("notes", "")).strip(),
-        ordering=tuple(tuple(group) for group in ordering),
+        orderings=tuple(tuple(tuple(group) for group in claim) for claim in orderings),
         matched_cost=bool(raw.get("matched_cost", False)),
         checks=tuple(checks),
         bench=tuple(args.strip() for args in bench),
