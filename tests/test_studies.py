@@ -225,7 +225,9 @@ def test_ordering_is_one_claim_or_a_list_of_claims_each_checked_pair_by_pair(tmp
     assert "- a < b: holds: b +2.00 points, +2.8 standard errors" in holds and "holds in every pair" in holds
     tie = "\n".join(_ordering(finished, (("c",), ("d",))))  # equal seeds: no spread, no difference
     assert "- c < d: does NOT hold (a tie): d +0.00 points, +0.0 standard errors" in tie
-    assert "1 of 1 pairs go the other way" in tie
+    assert "**The ordering does not hold: 1 of 1 pairs tie.**" in tie
+    against = "\n".join(_ordering(finished, (("b", "c"), ("a",))))  # a is below both
+    assert "**The ordering does not hold: 2 of 2 pairs go the other way.**" in against
     assert "cannot be decided yet" in "\n".join(_ordering(finished, (("b",), ("e",))))
 
 

@@ -266,25 +266,30 @@ def _ordering(finished: dict[str, list[float]], ordering: tuple[tuple[str, ...],
         "sqrt(s1²/n1 + s2²/n2):",
         "",
     ]
-    verdicts = []
+    diffs = []  # per pair: high's mean minus low's, None where seeds are missing
     for low, high in pairs:
         a, b = finished.get(low, []), finished.get(high, [])
         if len(a) < 2 or len(b) < 2:
             lines.append(f"- {low} < {high}: not enough finished seeds to say")
-            verdicts.append(None)
+            diffs.append(None)
             continue
         diff = statistics.fmean(b) - statistics.fmean(a)
         se = math.sqrt(statistics.variance(a) / len(a) + statistics.variance(b) / len(b))
         z = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
-        verdicts.append(diff > 0)
+        diffs.append(diff)
         verdict = "holds" if diff > 0 else "does NOT hold" if diff < 0 else "does NOT hold (a tie)"
         lines.append(f"- {low} < {high}: {verdict}: {high} {diff:+.2f} points, {z:+.1f} standard errors")
-    if None in verdicts:
+    against, ties = sum(d is not None and d < 0 for d in diffs), diffs.count(0.0)
+    if None in diffs:
         summary = "cannot be decided yet (runs missing)"
-    elif all(verdicts):
+    elif not against and not ties:
         summary = "holds in every pair"
     else:
-        summary = f"does not hold: {verdicts.count(False)} of {len(verdicts)} pairs go the other way"
+        parts = [
+            f"{against} of {len(diffs)} pairs go the other way" if against else "",
+            f"{ties} of {len(diffs)} pairs tie" if ties else "",
+        ]
+        summary = "does not hold: " + ", ".join(part for part in parts if part)
     lines += ["", f"**The ordering {summary}.**"]
     return lines
 
