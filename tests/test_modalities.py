@@ -193,6 +193,25 @@ def test_grouped_tokenizer_ignores_padded_points() -> None:
     assert out_padded.mask is None and out_padded.coords.shape == (1, 8, 3)
 
 
+def test_grouped_tokenizer_scales_only_the_centred_coordinates() -> None:
+    torch.manual_seed(0)
+    points = torch.rand(2, 60, 3, dtype=torch.float64) * 2 - 1  # (x, y, intensity)
+    seen = {}
+    for scale in (1.0, 6.75):
+        tok = GroupedPointTokenizer(dim=16, num_groups=8, group_size=4, coord_dims=2, in_features=1, local_scale=scale)
+        tok.point_mlp1.register_forward_hook(lambda module, args, out, scale=scale: seen.update({scale: args[0]}))
+        out = tok.double()(points)
+        seen[scale, "coords"] = out.coords
+    torch.testing.assert_close(seen[6.75, "coords"], seen[1.0, "coords"], rtol=0, atol=0)  # same groups
+    torch.testing.assert_close(seen[6.75][..., :2], 6.75 * seen[1.0][..., :2])
+    torch.testing.assert_close(seen[6.75][..., 2:], seen[1.0][..., 2:])  # the intensity is not scaled
+    for bad in (0.0, -1.0, float("inf")):
+        with pytest.raises(ValueError, match="local_scale must be a finite number > 0"):
+            GroupedPointTokenizer(dim=16, local_scale=bad)
+        with pytest.raises(ValueError, match="local_scale must be a finite number > 0"):
+            bixt.create_model("bixt_points_cls", local_scale=bad)
+
+
 def test_point_bad_input_is_a_clear_error() -> None:
     grouped = GroupedPointTokenizer(dim=16, num_groups=8, group_size=16)
     with pytest.raises(ValueError, match="at least 16 points"):

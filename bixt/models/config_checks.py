@@ -16,7 +16,8 @@ from typing import Any, Literal
 
 _SIZE_FIELDS = ("embed_dim", "depth", "num_heads", "num_latents", "img_size", "in_chans")
 _RATE_FIELDS = ("drop_path_rate", "attn_drop_rate", "drop_rate")
-_POSITIVE_REALS = ("mlp_ratio", "max_freq")  # a ratio of 0 builds zero-width layers; no frequency of 0 exists
+# a ratio of 0 builds zero-width layers; no frequency of 0 exists; a scale of 0 erases the coordinates
+_POSITIVE_REALS = ("mlp_ratio", "max_freq", "local_scale")
 
 
 def check_rate(name: str, value: float) -> None:

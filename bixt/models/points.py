@@ -66,6 +66,7 @@ class PointClassifierConfig(PointEncoderConfig):
     tokenizer: PointTokenizerKind = "grouped"
     num_groups: int = 64  # grouped only
     group_size: int = 32  # grouped only
+    local_scale: float = 1.0  # grouped only: factor on a group's centred coordinates before the point MLP
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,7 +123,12 @@ class PointClassifier(EncoderModelMixin, PretrainedMixin, nn.Module):
             max_freq=config.max_freq,
         )
         if config.tokenizer == "grouped":
-            self.tokenizer = GroupedPointTokenizer(num_groups=config.num_groups, group_size=config.group_size, **common)
+            self.tokenizer = GroupedPointTokenizer(
+                num_groups=config.num_groups,
+                group_size=config.group_size,
+                local_scale=config.local_scale,
+                **common,
+            )
         else:
             self.tokenizer = NaivePointTokenizer(**common)
         self.encoder = _build_encoder(config, one_sided_last=True)
