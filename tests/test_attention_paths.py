@@ -129,6 +129,38 @@ def test_short_softmax_rule_keeps_the_explicit_numbers(monkeypatch, kind: str, m
         assert (with_rule[2][padded] == 0).all() and (with_rule[3][padded] == 0).all()
 
 
+@pytest.mark.parametrize(
+    "dtype, tokens, bidirectional, one_sided",
+    [
+        (
+            torch.bfloat16,
+            12,
+            "softmax over 12 tokens in fp32; softmax over 8 latents in fp32",
+            "similarity transposed for its 12 keys; softmax over 12 keys in fp32",
+        ),
+        (torch.bfloat16, 40, "softmax over 8 latents in fp32", ""),
+        (torch.float64, 12, "", "similarity transposed for its 12 keys"),
+        (torch.float64, 40, "", ""),
+    ],
+)
+def test_auto_records_the_short_softmax_rules_explicit_applied(
+    dtype, tokens: int, bidirectional: str, one_sided: str
+) -> None:
+    # kernels.json and the bench records say what ran: the explicit path with the rules that applied, in brackets
+    from bixt.layers.attention_paths import auto_choices, clear_auto_choices
+
+    r_latents, v_latents, r_tokens, v_tokens = random_inputs(2, 2, 8, tokens, 8, dtype=dtype, device="cpu")
+    clear_auto_choices()
+    with attention_path("auto"):
+        bidirectional_attend(r_latents, v_latents, r_tokens, v_tokens)
+        attend(r_latents, r_tokens, v_tokens)
+    name = str(dtype).removeprefix("torch.")
+    assert auto_choices() == {
+        f"bidirectional 2,2,8,{tokens} {name} cpu": f"explicit ({bidirectional})" if bidirectional else "explicit",
+        f"attend 2,2,8,{tokens} {name} cpu": f"explicit ({one_sided})" if one_sided else "explicit",
+    }
+
+
 @pytest.mark.parametrize("chunk_size", [1, 5, 37, 100])
 def test_chunk_size_does_not_change_the_result(chunk_size: int) -> None:
     inputs = _inputs(2, 2, 4, 37, 8, seed=9)
@@ -258,10 +290,10 @@ def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, ex
         lat, tok, _ = bidirectional_attend(*inputs)
         out, _ = attend(inputs[0], inputs[2], inputs[3])
     assert bool(calls) == expect_fused
-    chosen = "fused" if expect_fused else "explicit"
+    # explicit is recorded with the short-softmax rule it applies: 9 keys, fewer than SHORT_SOFTMAX_AXIS
     assert paths_module.auto_choices() == {
-        "bidirectional 2,2,4,9 float64 cpu": chosen,
-        "attend 2,2,4,9 float64 cpu": chosen,
+        "bidirectional 2,2,4,9 float64 cpu": "fused" if expect_fused else "explicit",
+        "attend 2,2,4,9 float64 cpu": "fused" if expect_fused else "explicit (similarity transposed for its 9 keys)",
     }
     with attention_path("explicit"):
         ref_lat, ref_tok, _ = bidirectional_attend(*inputs)

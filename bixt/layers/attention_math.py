@@ -37,11 +37,30 @@ from bixt.layers.attention_paths import choose_path
 SHORT_SOFTMAX_AXIS = 16
 
 
+def _softmax_in_fp32(t: torch.Tensor, axis_length: int) -> bool:
+    """The first rule: a bf16 / fp16 softmax over this many elements of ``t``'s kind is computed in fp32."""
+    short = axis_length <= SHORT_SOFTMAX_AXIS
+    return short and t.device.type == "cpu" and t.dtype in (torch.bfloat16, torch.float16)
+
+
+def _similarity_transposed(keys: torch.Tensor) -> bool:
+    """The second rule: an ordinary attention over these keys computes its similarity as (b, h, keys, queries)."""
+    return keys.shape[-2] < SHORT_SOFTMAX_AXIS and keys.device.type == "cpu"
+
+
+def _explicit_rules(kind: str, queries: torch.Tensor, keys: torch.Tensor) -> str:
+    """The rules above that the explicit path applies to one call of `kind` ("" for none), for `auto`'s record."""
+    n = keys.shape[-2]
+    rules = [f"similarity transposed for its {n} keys"] if kind == "attend" and _similarity_transposed(keys) else []
+    axes = [("keys", n)] if kind == "attend" else [("tokens", n), ("latents", queries.shape[-2])]
+    rules += [f"softmax over {length} {name} in fp32" for name, length in axes if _softmax_in_fp32(queries, length)]
+    return "; ".join(rules)
+
+
 def _softmax(sim: torch.Tensor, dim: int) -> torch.Tensor:
     """``sim.softmax(dim)``; on CPU in bf16 / fp16 over an axis of at most SHORT_SOFTMAX_AXIS, computed in fp32 and
     returned in ``sim``'s dtype (the same numbers up to one rounding, and faster there)."""
-    short = sim.shape[dim] <= SHORT_SOFTMAX_AXIS
-    if short and sim.device.type == "cpu" and sim.dtype in (torch.bfloat16, torch.float16):
+    if _softmax_in_fp32(sim, sim.shape[dim]):
         return sim.softmax(dim, dtype=torch.float32).to(sim.dtype)
     return sim.softmax(dim)
 
@@ -89,7 +108,7 @@ def softmax_attention(
     Returns (b, h, i, d) and the (b, h, i, j) attention.
     """
     scale = q.shape[-1] ** -0.5
-    if k.shape[-2] < SHORT_SOFTMAX_AXIS and q.device.type == "cpu":
+    if _similarity_transposed(k):
         # few keys (a latent self-attention over 8 latents): the similarity as (b, h, j, i), softmax over its keys
         # axis -2, then a transposed view; the same numbers, without softmax(-1) over a last axis of j < 16 elements
         sim_t = (k * scale) @ q.transpose(-2, -1)
@@ -138,7 +157,14 @@ def bidirectional_attend(
     them (their update is zero). Every sample must have at least one real token (checked by the caller).
     Returns latent update (b, h, m, d), token update (b, h, n, d) and, if asked, the attention maps.
     """
-    path = choose_path("bidirectional", return_maps, dropout_p, r_latents, r_tokens)
+    path = choose_path(
+        "bidirectional",
+        return_maps,
+        dropout_p,
+        r_latents,
+        r_tokens,
+        explicit_rules=lambda: _explicit_rules("bidirectional", r_latents, r_tokens),
+    )
     maps = None
     if path == "chunked":
         latents_out, tokens_out = chunked_bidirectional_attend(
@@ -179,7 +205,7 @@ def attend(
     q: (b, h, i, d); k, v: (b, h, j, d); key_mask: (b, j) bool, True for keys that may be attended to.
     Returns (b, h, i, d) and, if asked, the (b, h, i, j) attention.
     """
-    path = choose_path("attend", return_maps, dropout_p, q, k)
+    path = choose_path("attend", return_maps, dropout_p, q, k, explicit_rules=lambda: _explicit_rules("attend", q, k))
     if path == "chunked":
         return chunked_attend(q, k, v, key_mask=key_mask), None
     if path == "triton":

@@ -15,6 +15,7 @@ attention maps always runs ``explicit``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Literal, get_args
@@ -113,7 +114,8 @@ def auto_rule(device_type: str, dtype: torch.dtype) -> AutoRule:
 
 
 def auto_choices() -> dict[str, str]:
-    """What ``auto`` chose since the last `clear_auto_choices`: ``"<kind> b,h,m,n <dtype> <device>"`` -> path."""
+    """What ``auto`` chose since the last `clear_auto_choices`: ``"<kind> b,h,m,n <dtype> <device>"`` -> path, the
+    explicit path with the short-softmax rules it applied in brackets (`attention_math.py`)."""
     return dict(_auto_choices)
 
 
@@ -125,8 +127,18 @@ def _without_dropout(path: str) -> bool:
     return path in ("chunked", "triton")
 
 
-def choose_path(kind: str, need_maps: bool, dropout_p: float, queries: torch.Tensor, keys: torch.Tensor) -> str:
-    """The path for one call: queries (b, h, m, d) against keys (b, h, n, d) (either batch may be 1, shared)."""
+def choose_path(
+    kind: str,
+    need_maps: bool,
+    dropout_p: float,
+    queries: torch.Tensor,
+    keys: torch.Tensor,
+    explicit_rules: Callable[[], str] | None = None,
+) -> str:
+    """The path for one call: queries (b, h, m, d) against keys (b, h, n, d) (either batch may be 1, shared).
+
+    explicit_rules: what the explicit path does differently for these inputs ("" for nothing), asked only when
+    ``auto`` chooses it, so that the record names it, e.g. ``"explicit (softmax over 8 latents in fp32)"``."""
     path = get_attention_path()
     if need_maps or path == "explicit":
         return "explicit"
@@ -141,7 +153,8 @@ def choose_path(kind: str, need_maps: bool, dropout_p: float, queries: torch.Ten
         if _without_dropout(path) and dropout_p > 0:
             path = "fused"  # the only fast path with attention dropout
         dtype = str(queries.dtype).removeprefix("torch.")
-        _auto_choices[f"{kind} {b},{h},{m},{n} {dtype} {queries.device.type}"] = path
+        rules = explicit_rules() if path == "explicit" and explicit_rules is not None else ""
+        _auto_choices[f"{kind} {b},{h},{m},{n} {dtype} {queries.device.type}"] = f"{path} ({rules})" if rules else path
     elif _without_dropout(path) and dropout_p > 0:
         raise ValueError(f"the {path} attention path has no attention dropout, got dropout_p={dropout_p}")
     return path
