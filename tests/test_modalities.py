@@ -212,6 +212,34 @@ def test_grouped_tokenizer_scales_only_the_centred_coordinates() -> None:
             bixt.create_model("bixt_points_cls", local_scale=bad)
 
 
+def test_grouped_tokenizer_encodes_groups_as_the_two_stage_pointnet() -> None:
+    # encode_groups computes point_mlp2's first layer in two halves and pools with max or amax by whether gradients
+    # flow; the written-out PointNet (every point's features concatenated with its group's max, amax pooling) must give
+    # the same tokens and, with no ties among float64 random features, the same gradients
+    torch.manual_seed(0)
+    tok = GroupedPointTokenizer(dim=16, num_groups=8, group_size=4, coord_dims=2, in_features=1).double()
+    local = torch.randn(2, 8, 4, 3, dtype=torch.float64, requires_grad=True)
+
+    def written_out(local: torch.Tensor) -> torch.Tensor:
+        feats = tok.point_mlp1(local)
+        pooled = feats.amax(dim=2, keepdim=True).expand_as(feats)
+        return tok.point_mlp2(torch.cat((feats, pooled), dim=-1)).amax(dim=2)
+
+    expected = written_out(local)
+    tokens = tok.encode_groups(local)
+    torch.testing.assert_close(tokens, expected)
+    weights = torch.randn_like(expected)
+    grads = torch.autograd.grad((tokens * weights).sum(), [local, *tok.parameters()], allow_unused=True)
+    expected_grads = torch.autograd.grad((expected * weights).sum(), [local, *tok.parameters()], allow_unused=True)
+    for got, want in zip(grads, expected_grads, strict=True):
+        if want is None:
+            assert got is None
+        else:
+            torch.testing.assert_close(got, want)
+    with torch.no_grad():  # amax instead of max: the same values to the bit
+        torch.testing.assert_close(tok.encode_groups(local), tokens.detach(), rtol=0, atol=0)
+
+
 def test_point_bad_input_is_a_clear_error() -> None:
     grouped = GroupedPointTokenizer(dim=16, num_groups=8, group_size=16)
     with pytest.raises(ValueError, match="at least 16 points"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bixt.layers.pos_embed import fourier_features
@@ -190,8 +191,30 @@ class GroupedPointTokenizer(nn.Module):
         grouped = points[batch[:, None, None], group_idx]  # (b, g, k, c + f)
         offsets = (grouped[..., : self.coord_dims] - centres[:, :, None]) * self.local_scale
         local = torch.cat((offsets, grouped[..., self.coord_dims :]), -1)
-        feats = self.point_mlp1(local)  # (b, g, k, hidden)
-        pooled = feats.amax(dim=2, keepdim=True).expand_as(feats)
-        tokens = self.point_mlp2(torch.cat((feats, pooled), dim=-1)).amax(dim=2)  # (b, g, dim)
+        tokens = self.encode_groups(local)  # (b, g, dim)
         pos = fourier_features(centres, num_bands=self.num_bands, max_freq=self.max_freq)
         return TokenizerOutput(tokens=tokens + self.pos_embed(pos), mask=None, coords=centres)
+
+    def encode_groups(self, local: torch.Tensor) -> torch.Tensor:
+        """The two-stage PointNet: (b, g, k, coord_dims + in_features) centred points -> (b, g, dim) tokens."""
+        feats = self.point_mlp1(local)  # (b, g, k, hidden)
+        pooled = max_over_group(feats)  # (b, g, 1, hidden)
+        # point_mlp2's first layer sees [feats, pooled] for every point; the pooled half of its input is the same for
+        # all k points of a group, so its product is computed once per group and broadcast, not concatenated k times.
+        first, hidden = self.point_mlp2[0], feats.shape[-1]
+        pre = F.linear(feats, first.weight[:, :hidden]) + F.linear(pooled, first.weight[:, hidden:], first.bias)
+        return max_over_group(self.point_mlp2[2](self.point_mlp2[1](pre))).squeeze(2)
+
+
+def max_over_group(feats: torch.Tensor) -> torch.Tensor:
+    """Max over the points of each group (dim 2 of (b, g, k, c)), kept as a size-1 dim.
+
+    With gradients it is `max`, whose backward scatters each gradient to the one arg-max point; `amax`'s backward
+    compares the whole input with the result, converts the mask and divides by the tie count, which made the grouped
+    model's training step 1.17x slower (bf16, 64 clouds of 256 points, AMD EPYC Zen 4). Ties, frequent in bf16, then
+    send the gradient to one of the tied points instead of sharing it: another valid subgradient. Without gradients
+    `amax` gives the same values with a forward 10x faster than `max`'s, which also finds the indices.
+    """
+    if torch.is_grad_enabled() and feats.requires_grad:
+        return feats.max(dim=2, keepdim=True).values
+    return feats.amax(dim=2, keepdim=True)
