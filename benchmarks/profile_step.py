@@ -1,16 +1,20 @@
 """Where one training step spends its time: torch.profiler self CPU time per op class, then the top ops.
 
 A training step is what ``../shared/peer/vs_official.py`` times (forward, cross-entropy, backward, AdamW step on
-random images, 1,000 classes); one warm-up step, then `--steps` profiled steps. Self time excludes the time of child
-ops, so the classes add up to the step. Example (BiXT-Ti/4 at 3,136 tokens, batch 8):
+random images, 1,000 classes unless `--options` says otherwise); one warm-up step, then `--steps` profiled steps.
+Self time excludes the time of child ops, so the classes add up to the step. Examples (BiXT-Ti/4 at 3,136 tokens,
+batch 8; the main job's model, one process's batch):
 
     python benchmarks/profile_step.py bixt_ti_l64_p16s4 --precision bf16
+    python benchmarks/profile_step.py bixt_ti_cnv_l64_d13_p8 --img 32 --batch 256 --options \
+        '{"in_chans": 1, "num_classes": 10, "embed_dim": 64, "depth": 4, "num_heads": 16, "num_latents": 8}'
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import json
 import os
 import platform
 
@@ -51,13 +55,15 @@ def main() -> None:
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16 = bf16 autocast")
     parser.add_argument("--steps", type=int, default=1, help="profiled steps after one warm-up step")
     parser.add_argument("--top", type=int, default=25, help="how many single ops to list")
+    parser.add_argument("--options", type=json.loads, default={}, help="model config overrides as JSON")
     args = parser.parse_args()
 
     torch.manual_seed(0)
-    model = bixt.create_model(args.model, img_size=args.img, num_classes=1000)
+    options = {"in_chans": 3, "num_classes": 1000, **args.options}
+    model = bixt.create_model(args.model, img_size=args.img, **options)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    images = torch.randn(args.batch, 3, args.img, args.img)
-    labels = torch.randint(0, 1000, (args.batch,))
+    images = torch.randn(args.batch, options["in_chans"], args.img, args.img)
+    labels = torch.randint(0, options["num_classes"], (args.batch,))
 
     def step() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
@@ -76,7 +82,7 @@ def main() -> None:
     for e in events:
         by_class[op_class(e.key)] += e.self_cpu_time_total
 
-    print(f"# {args.model}, {args.img}px, batch {args.batch}, {args.precision}, {args.steps} step(s) profiled")
+    print(f"# {args.model} {args.options}, {args.img}px, batch {args.batch}, {args.precision}, {args.steps} step(s) profiled")
     print(
         f"# {machine_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"cpu capability {torch.backends.cpu.get_cpu_capability()}, {platform.python_version()}, "
