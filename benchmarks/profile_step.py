@@ -82,7 +82,10 @@ def main() -> None:
     for e in events:
         by_class[op_class(e.key)] += e.self_cpu_time_total
 
-    print(f"# {args.model} {args.options}, {args.img}px, batch {args.batch}, {args.precision}, {args.steps} step(s) profiled")
+    print(
+        f"# {args.model} {args.options}, {args.img}px, batch {args.batch}, {args.precision}, "
+        f"{args.steps} step(s) profiled"
+    )
     print(
         f"# {machine_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"cpu capability {torch.backends.cpu.get_cpu_capability()}, {platform.python_version()}, "

@@ -5,11 +5,12 @@ least two cores, one process elsewhere. A model as small as the main job's spend
 (autocast's casts, softmaxes over rows of 8 or 16, thousands of tiny matmuls) that a second thread barely splits,
 while a second process runs its own half of the batch. Measured as whole runs of 100 steps of the main job (start-up
 and final evaluation included) on 2-core machines, 2 processes of 1 thread against 1 process of 2 threads
-(`benchmarks/main_job_ddp_pairs.sh`, README "Main job"): on an AMD EPYC Zen 4 (AVX-512) 0.78-0.92x the wall time
-in bf16 and 0.82-0.91x in fp32; on an AMD EPYC Zen 3 (AVX2 only) in fp32, where two threads do split the step,
-1.05-1.06x, so AVX2-only CPUs keep one process. Intel Xeons with AVX-512 fall under the rule unmeasured. The
-gradients are averaged over the processes (`bixt.engine.distributed`), so the global batch and the schedule are the
-recipe's either way; only batch norm's statistics come from each process's half of the batch.
+(`benchmarks/main_job_ddp_pairs.sh`, README "Main job"): on an AMD EPYC Zen 4 (AVX-512) 0.78-0.92x the wall time in
+bf16 and 0.82-0.91x in fp32; on an AMD EPYC Zen 3 (AVX2 only) in fp32, where two threads do split the step, 1.05-1.06x
+with 2 heads and 1.00-1.03x with the 16 heads of today's recipe, so AVX2-only CPUs keep one process. Intel Xeons with
+AVX-512 fall under the rule unmeasured. The gradients are averaged over the processes (`bixt.engine.distributed`), so
+the global batch and the schedule are the recipe's either way; only batch norm's statistics come from each process's
+half of the batch.
 """
 
 from __future__ import annotations
