@@ -112,6 +112,7 @@ def test_short_softmax_rule_keeps_the_explicit_numbers(monkeypatch, kind: str, m
     # same numbers in float64; in bf16, as close to float64 as the plain kernel is (tests/attention_helpers.py).
     inputs = random_inputs(3, 2, 8, 12, 8, dtype=dtype, device="cpu")
     mask = ragged_mask(3, 12, "cpu") if masked else None
+    monkeypatch.setattr(attention_math, "SHORT_SOFTMAX_AXIS", attention_math.SHORT_SOFTMAX_AXIS_AVX512)
     with_rule = outputs_and_grads("explicit", inputs, mask, kind)
     monkeypatch.setattr(attention_math, "SHORT_SOFTMAX_AXIS", 0)
     plain = outputs_and_grads("explicit", inputs, mask, kind)
@@ -129,6 +130,14 @@ def test_short_softmax_rule_keeps_the_explicit_numbers(monkeypatch, kind: str, m
         assert (with_rule[2][padded] == 0).all() and (with_rule[3][padded] == 0).all()
 
 
+@pytest.mark.parametrize("capability, length", [("AVX512", 16), ("AVX2", 0), ("DEFAULT", 0)])
+def test_short_softmax_rules_apply_where_cpu_kernels_run_at_avx512(capability: str, length: int) -> None:
+    # measured (BENCHMARKS.md §6.8): the rules pay on an AVX-512 CPU and not on an AVX2 one, so they are off there
+    assert attention_math.short_softmax_axis(capability) == length
+    current = torch.backends.cpu.get_cpu_capability()
+    assert attention_math.short_softmax_axis(current) == attention_math.SHORT_SOFTMAX_AXIS
+
+
 @pytest.mark.parametrize(
     "dtype, tokens, bidirectional, one_sided",
     [
@@ -144,10 +153,13 @@ def test_short_softmax_rule_keeps_the_explicit_numbers(monkeypatch, kind: str, m
     ],
 )
 def test_auto_records_the_short_softmax_rules_explicit_applied(
-    dtype, tokens: int, bidirectional: str, one_sided: str
+    monkeypatch, dtype, tokens: int, bidirectional: str, one_sided: str
 ) -> None:
-    # kernels.json and the bench records say what ran: the explicit path with the rules that applied, in brackets
+    # kernels.json and the bench records say what ran: the explicit path with the rules that applied (here as on an
+    # AVX-512 CPU, whatever this one is), in brackets
     from bixt.layers.attention_paths import auto_choices, clear_auto_choices
+
+    monkeypatch.setattr(attention_math, "SHORT_SOFTMAX_AXIS", attention_math.SHORT_SOFTMAX_AXIS_AVX512)
 
     r_latents, v_latents, r_tokens, v_tokens = random_inputs(2, 2, 8, tokens, 8, dtype=dtype, device="cpu")
     clear_auto_choices()
@@ -284,13 +296,14 @@ def test_auto_computes_small_similarities_explicitly(monkeypatch, limit: int, ex
     monkeypatch.setattr(math_module.F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or sdpa(*a, **k))
     rule = paths_module.AutoRule(limit, "fused", "test")
     monkeypatch.setattr(paths_module, "AUTO_RULES", {("cpu", torch.float64): rule})
+    monkeypatch.setattr(math_module, "SHORT_SOFTMAX_AXIS", math_module.SHORT_SOFTMAX_AXIS_AVX512)
     inputs = _inputs(2, 2, 4, 9, 8)
     paths_module.clear_auto_choices()
     with attention_path("auto"):
         lat, tok, _ = bidirectional_attend(*inputs)
         out, _ = attend(inputs[0], inputs[2], inputs[3])
     assert bool(calls) == expect_fused
-    # explicit is recorded with the short-softmax rule it applies: 9 keys, fewer than SHORT_SOFTMAX_AXIS
+    # explicit is recorded with the short-softmax rule it applies (as on an AVX-512 CPU): 9 keys, fewer than 16
     assert paths_module.auto_choices() == {
         "bidirectional 2,2,4,9 float64 cpu": "fused" if expect_fused else "explicit",
         "attend 2,2,4,9 float64 cpu": "fused" if expect_fused else "explicit (similarity transposed for its 9 keys)",

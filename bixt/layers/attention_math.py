@@ -30,11 +30,22 @@ import torch.nn.functional as F
 from bixt.layers.attention_chunked import chunked_attend, chunked_bidirectional_attend
 from bixt.layers.attention_paths import choose_path
 
-# CPU softmax kernels handle a short softmax axis badly: over the last axis they vectorise along it, so an axis
-# shorter than one AVX-512 vector of fp32 (16) runs largely as scalar tail code, and in bf16 / fp16 the kernel is
-# slower still than the same softmax computed in fp32. Both rules below apply up to this length and only on CPU;
-# measured on an AMD EPYC Zen 4 (benchmarks/short_softmax.py, BENCHMARKS.md §6.8); 0 turns them off.
-SHORT_SOFTMAX_AXIS = 16
+# CPU softmax kernels handle a short softmax axis badly on AVX-512: over the last axis they vectorise along it, so an
+# axis shorter than one AVX-512 vector of fp32 (16) runs largely as scalar tail code, and in bf16 / fp16 the kernel
+# is slower still than the same softmax computed in fp32. Both rules below apply up to SHORT_SOFTMAX_AXIS elements
+# and only on CPU (benchmarks/short_softmax.py, BENCHMARKS.md §6.8). Measured on an AMD EPYC Zen 4 (AVX-512) they pay;
+# on a Zen 3 (AVX2: 8 floats per vector, bf16 emulated) they do not: the main job's 16-head attention 0.90-0.91x with
+# them in fp32, a bf16 softmax over 8 or 16 elements 0.58-0.79x, whole training steps level. So they are on where
+# torch's kernels use AVX-512 and off elsewhere; 0 turns them off.
+SHORT_SOFTMAX_AXIS_AVX512 = 16
+
+
+def short_softmax_axis(cpu_capability: str) -> int:
+    """The rules' length for torch's CPU kernel level (``torch.backends.cpu.get_cpu_capability()``)."""
+    return SHORT_SOFTMAX_AXIS_AVX512 if cpu_capability.startswith("AVX512") else 0
+
+
+SHORT_SOFTMAX_AXIS = short_softmax_axis(torch.backends.cpu.get_cpu_capability())
 
 
 def _softmax_in_fp32(t: torch.Tensor, axis_length: int) -> bool:
